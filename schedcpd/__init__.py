@@ -1,0 +1,1 @@
+"""schedcp: a safe control plane for sched_ext schedulers."""

@@ -1,0 +1,119 @@
+"""Tier 1 on the deployment target: the machine the scheduler will run on.
+
+For the `vm` target that is the lab guest, whose /proc the host cannot read: the summary
+is taken there by the guest's own bare python3 (tier1 is standard library only) on this
+package, which the guest sees through its read-only view of the host's root.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any, Protocol
+
+from schedcpd import paths
+from schedcpd.analysis.profile import ProfileError, WorkloadProfile, from_run, from_tier1
+from schedcpd.lab.job import guest_path
+from schedcpd.lab.result import CommandResult
+
+PYTHON = "/usr/bin/python3"
+
+
+class Runner(Protocol):
+    name: str
+
+    async def run(self, command: str, timeout_s: float = 60.0) -> CommandResult: ...
+
+
+def command(target_name: str, interval_s: float) -> str:
+    root = guest_path(paths.REPO_ROOT) if target_name == "vm" else str(paths.REPO_ROOT)
+    return (f"PYTHONPATH={shlex.quote(root)} {PYTHON} -m schedcpd.analysis.tier1 "
+            f"--interval {interval_s:g}")
+
+
+async def profile_target(target: Runner, interval_s: float = 1.0,
+                         goals: tuple[str, ...] = ()) -> WorkloadProfile:
+    """The tier-1 profile of everything running on ``target``, over ``interval_s``."""
+    # Python's start-up under TCG takes seconds: the limit covers it, not the interval.
+    r = await target.run(command(target.name, interval_s), timeout_s=interval_s + 60)
+    lines = r.stdout.strip().splitlines()
+    if r.exit_status != 0 or not lines:
+        raise ProfileError(f"tier 1 on the {target.name} target failed "
+                           f"(exit {r.exit_status}): {r.stderr.strip()[-500:]}")
+    try:
+        return from_tier1(json.loads(lines[-1]), goals)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProfileError(f"tier 1 on the {target.name} target: unreadable summary: {exc}") \
+            from exc
+
+
+def _python(target_name: str) -> str:
+    root = guest_path(paths.REPO_ROOT) if target_name == "vm" else str(paths.REPO_ROOT)
+    return f"PYTHONPATH={shlex.quote(root)} {PYTHON}"
+
+
+def _module(target_name: str, module: str, args: str) -> str:
+    return f"{_python(target_name)} -m {module} {args}"
+
+
+def _last_json(r: CommandResult, what: str, target_name: str) -> dict[str, Any]:
+    lines = r.stdout.strip().splitlines()
+    if r.exit_status != 0 or not lines:
+        raise ProfileError(f"{what} on the {target_name} target failed (exit "
+                           f"{r.exit_status}): {r.stderr.strip()[-500:]}")
+    try:
+        out = json.loads(lines[-1])
+    except ValueError as exc:
+        raise ProfileError(f"{what} on the {target_name} target: unreadable output: {exc}") \
+            from exc
+    if not isinstance(out, dict):
+        raise ProfileError(f"{what} on the {target_name} target: not a JSON object")
+    return out
+
+
+async def profile_run(target: Runner, command_text: str, interval_s: float,
+                      goals: tuple[str, ...], timeout_s: float) -> WorkloadProfile:
+    """Run ``command_text`` on ``target`` and profile it while it runs (tier 1 and the
+    accounting of every process it ran); ProfileError if it failed."""
+    r = await target.run(_module(target.name, "schedcpd.analysis.run_profile",
+                                 f"--interval {interval_s:g} -- sh -c "
+                                 f"{shlex.quote(command_text)}"),
+                         timeout_s=timeout_s + interval_s + 60)
+    out = _last_json(r, "profiling the workload", target.name)
+    if out.get("exit") != 0:
+        raise ProfileError(f"the workload failed while it was profiled (exit {out.get('exit')})")
+    try:
+        return from_run(out, goals)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProfileError(f"profiling the workload: unreadable summary: {exc}") from exc
+
+
+async def probe_target(target: Runner, kind: str, seconds: float = 1.0) -> dict[str, Any]:
+    """A tier-2 probe on ``target``: ``runqlat`` (run-queue latency, CO-RE probe on the
+    sched tracepoints) or ``top``. The headline numbers come back flat, for the profile."""
+    from schedcpd.analysis.tier2.build import reader_binary, runqlat_object
+    from schedcpd.analysis.tier2.runqlat import summarize
+    from schedcpd.lab.job import guest_path as gp
+
+    if kind == "runqlat":
+        obj, reader = runqlat_object(), reader_binary()
+        def where(p: Path) -> str:
+            return gp(p) if target.name == "vm" else str(p)
+        r = await target.run(f"{where(reader)} {where(obj)} {seconds:g}",
+                             timeout_s=seconds + 60)
+        s = summarize(_last_json(r, "the run-queue probe", target.name))
+        return {"runq_samples": s["samples"], "runq_p50_us": s["p50_us"] or 0.0,
+                "runq_p99_us": s["p99_us"] or 0.0,
+                "runq_top_wait_comm": s["comms"][0]["comm"] if s["comms"] else ""}
+    if kind == "top":
+        code = ("import json; from schedcpd.analysis.tier2.top import _snapshot; "
+                f"print(json.dumps(_snapshot({seconds:g}, 10)))")
+        r = await target.run(f"{_python(target.name)} -c {shlex.quote(code)}",
+                             timeout_s=seconds + 60)
+        out = _last_json(r, "the top snapshot", target.name)
+        procs = out.get("processes") or []
+        return {"top_nprocs": int(out.get("nprocs", 0)), "top_runnable": int(
+                    out.get("runnable", 0)), "top_busy": sum(
+                    1 for p in procs if float(p.get("cpu", 0)) >= 0.05)}
+    raise ProfileError(f"unknown probe {kind!r} (known: runqlat, top)")

@@ -1,0 +1,66 @@
+"""Profile a command while it runs: tier 1 over its first seconds, and the CPU time of every
+process it ran (``tier2.exits``), in one JSON line.
+
+    python3 -m schedcpd.analysis.run_profile --interval 2 -- sh -c 'make -j4'
+
+What the agent's observation runs on the target when the episode has a workload: tier 1
+shows how the work competes while it runs, the accounting shows its shape (one long job
+among short ones, or equal workers), which two /proc reads cannot see. Standard library
+only, like tier 1: the lab guest runs it with the host's bare python3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+
+from schedcpd.analysis import tier1
+from schedcpd.analysis.tier2 import exits
+
+# Let the command's processes start before the first read: under TCG a fork storm takes a
+# moment to get going.
+START_S = 0.2
+
+
+def run(argv: list[str], interval_s: float) -> dict[str, object]:
+    t0 = time.monotonic()
+    with tempfile.NamedTemporaryFile(prefix="schedcp-acct-") as f:
+        exits._acct(f.name)
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(START_S)
+                summary = tier1.sample(interval_s)
+            finally:
+                rc = proc.wait()
+        finally:
+            exits._acct(None)
+        ex = exits.summarize(exits.descendants(exits.parse(f.read()), proc.pid))
+    return {"tier1": summary, "exits": ex, "exit": rc,
+            "wall_s": round(time.monotonic() - t0, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="profile a command while it runs (JSON)")
+    ap.add_argument("--interval", type=float, default=2.0)
+    ap.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = ap.parse_args(argv)
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        print("run_profile: no command (-- CMD...)", file=sys.stderr)
+        return 2
+    try:
+        out = run(cmd, args.interval)
+    except (ValueError, exits.ExitsError, OSError) as exc:
+        print(f"run_profile: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

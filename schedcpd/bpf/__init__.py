@@ -1,0 +1,1 @@
+"""Building, configuring and loading sched_ext BPF schedulers."""

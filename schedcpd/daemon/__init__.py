@@ -1,0 +1,1 @@
+"""`schedcpd`, the daemon: configuration, the episode and proposal state, signals."""

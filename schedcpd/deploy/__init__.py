@@ -1,0 +1,1 @@
+"""Deployment: targets (this kernel, the lab guest), the canary and its circuit breaker."""

@@ -1,0 +1,47 @@
+"""The `vm` target: the lab guest, booted once and kept up while the daemon runs.
+
+The default where the host kernel has no sched_ext. Workloads run in the guest, next to
+the scheduler being deployed, so the canary watches the machine the scheduler really runs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from schedcpd.lab.session import GuestPanic, LabSession, SessionError
+from schedcpd.lab.vm import LAB_ATTEMPTS, LabError
+
+log = logging.getLogger("schedcpd.deploy")
+
+
+class VMTarget(LabSession):
+    name = "vm"
+
+    async def start(self) -> None:
+        from schedcpd.deploy.target import TargetError
+
+        for attempt in range(1, LAB_ATTEMPTS + 1):
+            try:
+                await super().start()
+                return
+            except GuestPanic as exc:
+                # A lab fault under TCG (see schedcpd.lab.vm.run_steps): boot again.
+                await self.close()
+                log.warning("the lab guest panicked while booting (attempt %d): %s",
+                            attempt, exc)
+                if attempt == LAB_ATTEMPTS:
+                    raise TargetError(f"the lab guest did not start: {exc}") from exc
+            except LabError as exc:
+                await self.close()
+                raise TargetError(f"the lab guest did not start: {exc}") from exc
+
+    async def request(self, verb: str, *args: str, timeout_s: float = 60.0) -> dict[str, str]:
+        """A guest that panicked is booted again at once; the caller still sees the error
+        (what ran there, a scheduler included, is gone) but the next request works."""
+        try:
+            return await super().request(verb, *args, timeout_s=timeout_s)
+        except GuestPanic as exc:
+            log.warning("the lab guest panicked; booting it again: %s", exc)
+            await self.close()
+            await self.start()
+            raise SessionError(f"{exc}; the guest was booted again") from exc

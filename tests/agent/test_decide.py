@@ -1,0 +1,148 @@
+"""The built-in planner's pure decision: rules, repository evidence and the bandit."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from schedcpd.agent.bandit import ArmStats, arm_key, stats_from
+from schedcpd.agent.builtin import Evidence, decide, explain
+from schedcpd.agent.shape import Shape
+from schedcpd.analysis.profile import WorkloadProfile
+from tests.agent import profiles as P
+
+LIB = P.library()
+NONE = Evidence()
+
+
+def test_long_tail_gets_ljf_with_the_long_comm() -> None:
+    plan = decide(P.long_tail(), LIB, NONE)
+    assert plan is not None
+    assert plan.policy == "ljf"
+    assert plan.params == {"long_comms": "longjob"}
+    assert "long tail" in plan.rationale.lower() and "longjob" in plan.rationale
+
+
+def test_long_tail_fed_by_waiting_shells_is_still_a_long_tail() -> None:
+    # As measured in the lab guest: the shells that fork the short jobs wait on them and
+    # look interactive; the long job and the churn still decide.
+    prof = P.tier1_profile([("awk", 0.7, "cpu-bound"), ("sh", 0.15, "interactive"),
+                            ("sh", 0.15, "interactive")], forks_per_s=460, runnable=5)
+    plan = decide(prof, LIB, NONE)
+    assert plan is not None and plan.policy == "ljf" and plan.params == {"long_comms": "awk"}
+    # With a latency goal the same shape is served for latency.
+    latency = dataclasses.replace(prof, goals=("p99 wakeup latency",))
+    plan = decide(latency, LIB, NONE)
+    assert plan is not None and plan.policy == "interactive"
+
+
+def test_long_tail_in_words_only_gets_ljf_without_a_comm() -> None:
+    prof = WorkloadProfile("a batch with a long tail: 39 short jobs and one long one",
+                           goals=("minimise makespan",))
+    plan = decide(prof, LIB, NONE)
+    assert plan is not None and plan.policy == "ljf" and plan.params == {}
+
+
+def test_short_jobs_sharing_the_top_comm_are_not_a_long_job() -> None:
+    # The busiest process shares its name with the others: naming it would make every
+    # short job "long".
+    prof = P.tier1_profile([("worker", 1.0, "cpu-bound"), ("worker", 0.4, "cpu-bound")],
+                           forks_per_s=40, runnable=5)
+    assert Shape.of(prof).long_comm() is None
+    plan = decide(prof, LIB, NONE)
+    assert plan is not None and "long_comms" not in plan.params
+
+
+def test_parallel_build_gets_a_throughput_policy() -> None:
+    plan = decide(P.build(), LIB, NONE)
+    assert plan is not None and plan.policy in ("batch", "locality")
+    assert "build" in plan.rationale
+
+
+def test_sleepers_beside_hogs_get_interactive() -> None:
+    plan = decide(P.sleepers_and_hogs(), LIB, NONE)
+    assert plan is not None and plan.policy == "interactive"
+
+
+def test_idle_single_task_and_a_fair_pair_keep_the_default() -> None:
+    for prof in (P.idle(), P.single_task(), P.fair_pair()):
+        d = explain(prof, LIB, NONE)
+        assert d.plan is None, prof.description
+        assert d.verdict.startswith("keep EEVDF")
+
+
+def test_idle_with_an_energy_goal_packs_work() -> None:
+    prof = dataclasses.replace(P.idle(), goals=("energy",))
+    plan = decide(prof, LIB, NONE)
+    assert plan is not None and plan.policy == "powersave"
+
+
+def test_an_antipattern_excludes_the_pair() -> None:
+    bad = arm_key("ljf", {"long_comms": "longjob"})
+    plan = decide(P.long_tail(), LIB, Evidence(excluded={bad: "regressed 1x"}))
+    assert plan is not None and plan.policy != "ljf"
+    assert "ljf (regressed 1x)" in plan.rationale
+
+
+def test_every_candidate_excluded_keeps_the_default() -> None:
+    d = explain(P.sleepers_and_hogs(), LIB, NONE)
+    excluded = {s.key: "failed 1x" for s in d.ranking}
+    d2 = explain(P.sleepers_and_hogs(), LIB, Evidence(excluded=excluded))
+    assert d2.plan is None and "left out" in d2.verdict
+
+
+def test_a_policy_missing_from_the_library_is_never_planned() -> None:
+    lib = {k: v for k, v in LIB.items() if k != "ljf"}
+    plan = decide(P.long_tail(), lib, NONE)
+    assert plan is not None and plan.policy == "batch"
+
+
+def test_neutral_runs_move_the_bandit_to_the_next_candidate() -> None:
+    ljf = arm_key("ljf", {"long_comms": "longjob"})
+    history = stats_from([(ljf, 0.0), (ljf, -0.02), (ljf, 0.01)])
+    plan = decide(P.long_tail(), LIB, Evidence(history=history))
+    assert plan is not None and plan.policy == "batch"
+    assert "No runs on this workload yet" in plan.rationale
+
+
+def test_measured_gains_keep_the_winner() -> None:
+    ljf = arm_key("ljf", {"long_comms": "longjob"})
+    plan = decide(P.long_tail(), LIB, Evidence(history=stats_from([(ljf, 0.3), (ljf, 0.25)])))
+    assert plan is not None and plan.policy == "ljf"
+    assert "Measured 2x" in plan.rationale and "+28%" in plan.rationale
+
+
+def test_gains_of_a_runner_up_overtake_the_rules_favourite() -> None:
+    ljf, batch = arm_key("ljf", {"long_comms": "longjob"}), arm_key("batch", {})
+    history = stats_from([(ljf, 0.02), (ljf, 0.03), (batch, 0.3), (batch, 0.35)])
+    plan = decide(P.long_tail(), LIB, Evidence(history=history))
+    assert plan is not None and plan.policy == "batch"
+
+
+def test_candidates_that_never_gain_end_in_keep_default() -> None:
+    d = explain(P.sleepers_and_hogs(), LIB, NONE)
+    history = {s.key: ArmStats(12, 0.0) for s in d.ranking}
+    assert decide(P.sleepers_and_hogs(), LIB, Evidence(history=history)) is None
+
+
+def test_what_gained_before_is_planned_even_without_a_rule() -> None:
+    vtime = arm_key("vtime", {"slice_us": 5000})
+    assert decide(P.fair_pair(), LIB, NONE) is None
+    plan = decide(P.fair_pair(), LIB, Evidence(history=stats_from([(vtime, 0.2)] * 3)))
+    assert plan is not None and (plan.policy, plan.params) == ("vtime", {"slice_us": 5000})
+
+
+def test_a_recommendation_from_similar_workloads_raises_the_prior() -> None:
+    loc = arm_key("locality", {})
+    plan = decide(P.build(), LIB, Evidence(recommended={loc: 0.4}))
+    assert plan is not None and plan.policy == "locality"
+    assert "similar workloads gained about 40%" in plan.rationale
+
+
+def test_learned_params_the_library_no_longer_accepts_are_dropped() -> None:
+    stale = arm_key("vtime", {"slice_us": 10**9})
+    assert decide(P.fair_pair(), LIB, Evidence(history=stats_from([(stale, 0.5)] * 3))) is None
+
+
+def test_the_same_evidence_gives_the_same_plan() -> None:
+    ev = Evidence(history=stats_from([(arm_key("batch", {}), 0.1)]))
+    assert decide(P.build(), LIB, ev) == decide(P.build(), LIB, ev)

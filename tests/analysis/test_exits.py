@@ -1,0 +1,81 @@
+"""Process accounting (tier 2 ``exits``) and profiling a command's run, on this host: real
+processes, the kernel's own acct(2) records."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from schedcpd.analysis.measure import MeasureError, fresh_dir, measured, samples
+from schedcpd.analysis.profile import from_run
+from schedcpd.analysis.run_profile import run as run_profile
+from schedcpd.analysis.tier2 import exits
+from schedcpd.deploy.local import LocalTarget
+from schedcpd.lab import workloads
+
+SPIN = "i=0; while [ $i -lt {n} ]; do i=$((i+1)); done"
+EQUAL = " ".join(f"(sh -c '{SPIN.format(n=60000)}') &" for _ in range(6)) + " wait"
+
+
+def long_tail() -> str:
+    """The lab's own long-tail driver, small: 8 short jobs of 50 ms, one of 600 ms."""
+    return f"{workloads.driver()} longtail 8 50 600"
+
+
+def test_comp_t_and_records_decode() -> None:
+    assert exits.comp_t(100) == 100.0
+    assert exits.comp_t((1 << 13) | 5) == 40.0  # mantissa 5, base-8 exponent 1
+    rec = struct.pack("<ccHIIIIIIIHHHHHHHH16s", b"\0", bytes([3]), 0, 0, 0, 0, 4242, 1, 0,
+                      struct.unpack("<I", struct.pack("<f", 250.0))[0], 150, 50,
+                      0, 0, 0, 0, 0, 0, b"longjob")
+    (e,) = exits.parse(rec + b"\0" * 10)  # a torn trailing record is ignored
+    assert (e.pid, e.comm, e.cpu_s, e.elapsed_s) == (4242, "longjob", 2.0, 2.5)
+    assert exits.parse(rec.replace(bytes([3]), bytes([2]), 1)) == []  # not acct_v3
+
+
+def test_one_long_job_among_short_ones_is_measured_not_guessed() -> None:
+    rc, summary = exits.run(["sh", "-c", long_tail()])
+    assert rc == 0
+    assert summary["long_comm"] == "longjob", summary
+    assert summary["busy"] >= 6 and summary["long_share"] > 0.5
+
+
+def test_equal_workers_are_no_long_tail() -> None:
+    rc, summary = exits.run(["sh", "-c", EQUAL])
+    assert rc == 0 and summary["busy"] >= 6
+    assert "long_comm" not in summary, summary
+
+
+def test_a_run_profile_says_long_tail_in_its_description() -> None:
+    out = run_profile(["sh", "-c", long_tail()], 0.3)
+    prof = from_run(out, ("minimise makespan",))
+    assert "long tail: one process (longjob)" in prof.description
+    assert prof.characteristics["exits_long_comm"] == "longjob"
+    assert prof.goals == ("minimise makespan",) and prof.fingerprint
+
+
+async def test_measuring_a_command_and_a_lab_workload_definition(tmp_path: object) -> None:
+    target = LocalTarget()
+    m = measured("echo SCHEDCP_METRIC wake_us 12; echo SCHEDCP_METRIC wake_us 14",
+                 metric="wake_us_p50")
+    assert m.metric == "wake_us_p50" and m.lower_is_better
+    assert await samples(target, m, 2) == [13.0, 13.0]
+    wall = measured("sleep 0.1")
+    assert wall.metric == "makespan_s" and wall.goal == "minimise makespan"
+    (t,) = await samples(target, wall, 1)
+    assert 0.1 <= t < 5
+    # Each run gets a directory of its own: a build starts clean every time.
+    (a, b) = await samples(target, measured("test ! -e x && touch x && echo SCHEDCP_METRIC "
+                                            "ok 1", metric="ok"), 2)
+    assert a == b == 1.0
+    assert "mktemp -d" in fresh_dir("make")
+    lt = measured("longtail")
+    assert lt.metric == workloads.get("longtail").metric and lt.goal == "minimise makespan"
+    assert measured("latency").goal == "p99 wakeup latency"
+    with pytest.raises(MeasureError, match="reports makespan_s"):
+        measured("longtail", metric="p99_wakeup_us")
+    with pytest.raises(MeasureError, match="failed"):
+        await samples(target, measured("exit 3"), 1)
+    with pytest.raises(MeasureError, match="SCHEDCP_METRIC nope"):
+        await samples(target, measured("true", metric="nope"), 1)

@@ -1,0 +1,61 @@
+"""Tier 1 taken on a deployment target through its shell (here the local target's, on
+this host; the vm target's is exercised by the daemon's lab tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+
+from schedcpd import paths
+from schedcpd.analysis.on_target import command, profile_target
+from schedcpd.analysis.profile import ProfileError
+from schedcpd.deploy.local import LocalTarget
+from schedcpd.lab.job import guest_path
+
+
+def test_the_vm_sees_the_package_where_the_guest_mounts_host_tmp() -> None:
+    vm = command("vm", 1.0)
+    assert vm.startswith(f"PYTHONPATH={guest_path(paths.REPO_ROOT)} "), vm
+    assert command("local", 0.5).endswith("-m schedcpd.analysis.tier1 --interval 0.5")
+
+
+async def test_profile_of_a_busy_local_target() -> None:
+    spin = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+    try:
+        prof = await profile_target(LocalTarget(), 0.5, goals=("minimise makespan",))
+    finally:
+        spin.kill()
+        spin.wait()
+    assert prof.fingerprint and prof.goals == ("minimise makespan",)
+    assert prof.characteristics["scope_cpu"] >= 0.5, prof
+    # Among the busiest (other work on this machine may be busier still).
+    top = [v for k, v in prof.characteristics.items() if k.endswith("_comm")]
+    assert "sh" in top, prof
+
+
+class BrokenPython(LocalTarget):
+    def __init__(self, replacement: str) -> None:
+        super().__init__()
+        self.replacement = replacement
+
+    async def run(self, command: str, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
+        return await super().run(self.replacement, timeout_s)
+
+
+@pytest.mark.parametrize("shell, words", [
+    ("echo nope >&2; exit 3", "exit 3): nope"),
+    ("echo '{\"ncpu\": 2}'", "unreadable summary"),
+    ("true", "exit 0"),
+])
+async def test_a_failed_or_garbled_sample_is_a_clear_error(shell: str, words: str) -> None:
+    with pytest.raises(ProfileError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        await profile_target(BrokenPython(shell), 0.1)
+
+
+def test_nothing_is_left_running() -> None:
+    # profile_target runs to completion: no tier1 process outlives it.
+    asyncio.run(profile_target(LocalTarget(), 0.1))
+    out = subprocess.run(["pgrep", "-f", "schedcpd.analysis.tier1"], capture_output=True)
+    assert out.stdout.strip() == b""

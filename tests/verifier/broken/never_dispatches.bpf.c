@@ -1,0 +1,1 @@
+../../lab/schedulers/never_dispatch.bpf.c

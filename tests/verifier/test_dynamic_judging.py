@@ -1,0 +1,52 @@
+"""Judging the mixed workload's reports: starvation by gaps and by a late first run."""
+
+from __future__ import annotations
+
+import pytest
+
+from schedcpd.verifier.dynamic import QUICK, DynamicSettings, judge_mixed, parse_parts
+
+FAIR = """hog equal1 900 12 3
+hog equal2 880 15 5
+hog equal3 910 11 2
+hog equal4 905 14 4
+hog niced 300 30 9
+hog pinned 1200 9 1
+sleeper sleeper 60 20 2
+burst short-lived 40 35 6
+"""
+
+
+def checks(stdout: str) -> list[str]:
+    return [f.check for f in judge_mixed(parse_parts(stdout), QUICK)]
+
+
+def test_a_fair_run_has_no_findings() -> None:
+    assert checks(FAIR) == []
+
+
+def test_a_hog_that_first_runs_after_the_others_finished_is_starved() -> None:
+    # It then ran alone with no gaps at all: only its late start shows the starvation.
+    late = FAIR.replace("hog niced 300 30 9", "hog niced 2000 2 610")
+    found = judge_mixed(parse_parts(late), QUICK)
+    assert [f.check for f in found] == ["starvation"]
+    assert "the niced (nice 5) hog first ran 6.10 s after the release" in found[0].message
+
+
+def test_long_gaps_are_starvation_for_hogs_and_latency_for_sleepers() -> None:
+    gappy = FAIR.replace("hog equal2 880 15 5", "hog equal2 800 260 5")
+    assert checks(gappy) == ["starvation"]
+    slow = FAIR.replace("sleeper sleeper 60 20 2", "sleeper sleeper 10 230 2")
+    assert checks(slow) == ["latency"]
+
+
+def test_missing_parts_and_malformed_lines() -> None:
+    broken = FAIR.replace("hog pinned 1200 9 1", "hog pinned x 9 1") + "garbage\n"
+    found = judge_mixed(parse_parts(broken), QUICK)
+    assert [f.check for f in found] == ["completion"]
+    assert "pinned" in found[0].message
+
+
+def test_a_run_too_short_to_tell_starvation_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least twice"):
+        DynamicSettings(mixed_seconds=4, starvation_bound_s=2.5)
