@@ -1,8 +1,10 @@
 """`org.schedcp.Daemon1` on D-Bus: a thin adapter from methods to the tool registry.
 
-Every method resolves its caller (unique name -> uid -> privileged?) and calls the tool of
-the same capability; RequestError kinds become ``org.schedcp.Error.<kind>``. Daemon
-notifications become signals and PropertiesChanged.
+Every method resolves its caller (unique name -> uid -> privileged: root or the `schedcp`
+group; anyone else may still be granted a mutating tool's action by polkit, interactively
+when the message allows it) and calls the tool of the same capability; RequestError kinds
+become ``org.schedcp.Error.<kind>``. Daemon notifications become signals and
+PropertiesChanged.
 """
 
 import contextvars
@@ -11,7 +13,7 @@ import json
 import pwd
 from typing import Annotated, Any
 
-from dbus_fast import BusType, DBusError, Message, MessageType, PropertyAccess, Variant
+from dbus_fast import BusType, DBusError, Message, MessageFlag, MessageType, PropertyAccess, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import (
     DBusDict,
@@ -27,6 +29,7 @@ from dbus_fast.service import (
     dbus_signal,
 )
 
+from schedcpd import polkit
 from schedcpd.daemon.service import Caller
 from schedcpd.errors import RequestError
 from schedcpd.tools import REGISTRY, Services
@@ -39,7 +42,9 @@ PRIVILEGED_GROUP = "schedcp"
 
 DBusDictList = Annotated[list[dict[str, Variant]], DBusSignature("aa{sv}")]
 
-_sender: contextvars.ContextVar[str] = contextvars.ContextVar("dbus_sender", default="")
+# The message being handled: its sender and whether it allows interactive authorization.
+_sender: contextvars.ContextVar[tuple[str, bool]] = contextvars.ContextVar(
+    "dbus_sender", default=("", False))
 
 
 def to_variant(value: Any) -> Variant:
@@ -88,7 +93,7 @@ class DaemonInterface(ServiceInterface):
 
     # --- callers ---
     async def _caller(self) -> Caller:
-        sender = _sender.get()
+        sender, interactive = _sender.get()
         reply = await self.bus.call(Message(
             destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
             interface="org.freedesktop.DBus", member="GetConnectionUnixUser",
@@ -96,7 +101,10 @@ class DaemonInterface(ServiceInterface):
         if reply is None or reply.message_type != MessageType.METHOD_RETURN:
             return Caller(None, sender, False)
         uid = int(reply.body[0])
-        return Caller(uid, sender, uid == 0 or _in_group(uid, PRIVILEGED_GROUP))
+
+        async def ask_polkit(action: str) -> bool:
+            return await polkit.is_authorized(self.bus, sender, action, interactive)
+        return Caller(uid, sender, uid == 0 or _in_group(uid, PRIVILEGED_GROUP), ask_polkit)
 
     async def _call(self, tool: str, args: dict[str, Any]) -> Any:
         caller = await self._caller()
@@ -244,7 +252,8 @@ def _in_group(uid: int, group: str) -> bool:
 def _remember_sender(msg: Message) -> None:
     # Runs before the method handler, in the same call: the handler's task copies this.
     if msg.message_type == MessageType.METHOD_CALL:
-        _sender.set(msg.sender or "")
+        _sender.set((msg.sender or "",
+                     bool(msg.flags & MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION)))
 
 
 async def connect(bus_spec: str) -> MessageBus:

@@ -66,6 +66,7 @@ class Tool:
     schema: dict[str, Any]
     handler: Handler
     mutating: bool = False
+    action: str = ""  # the polkit action that grants a mutating tool (dbus/org.schedcp.policy)
 
     def check(self, args: dict[str, Any]) -> None:
         try:
@@ -83,6 +84,9 @@ class Registry:
     def add(self, tool: Tool) -> Tool:
         if tool.name in self._tools:
             raise ValueError(f"tool {tool.name} registered twice")
+        if tool.mutating != bool(tool.action):
+            raise ValueError(f"tool {tool.name}: a polkit action is for mutating tools only, "
+                             "and every one needs one")
         jsonschema.Draft202012Validator.check_schema(tool.schema)
         self._tools[tool.name] = tool
         return tool
@@ -100,7 +104,7 @@ class Registry:
                    caller: Caller) -> Any:
         tool = self.get(name)
         tool.check(args)
-        if tool.mutating and not caller.privileged:
+        if tool.mutating and not await caller.may(tool.action):
             raise RequestError("PermissionDenied",
                                f"{name} changes the system: it needs root, the schedcp group "
                                "or polkit authorization")
@@ -111,12 +115,13 @@ REGISTRY = Registry()
 
 
 def tool(name: str, description: str, properties: dict[str, Any] | None = None,
-         required: tuple[str, ...] = (), mutating: bool = False) -> Callable[[Handler], Handler]:
+         required: tuple[str, ...] = (), mutating: bool = False,
+         action: str = "") -> Callable[[Handler], Handler]:
     schema = {"type": "object", "properties": properties or {},
               "required": list(required), "additionalProperties": False}
 
     def register(fn: Handler) -> Handler:
-        REGISTRY.add(Tool(name, description, schema, fn, mutating))
+        REGISTRY.add(Tool(name, description, schema, fn, mutating, action))
         return fn
     return register
 
@@ -141,27 +146,30 @@ async def _list_proposals(s: Services, a: dict[str, Any], c: Caller) -> Any:
 
 
 @tool("approve", "Approve a pending proposal: the daemon deploys it with a canary.",
-      {"proposal_id": _ID}, ("proposal_id",), mutating=True)
+      {"proposal_id": _ID}, ("proposal_id",), mutating=True, action="org.schedcp.approve")
 async def _approve(s: Services, a: dict[str, Any], c: Caller) -> Any:
     await s.daemon.approve(a["proposal_id"], c)
     return {"deployed": a["proposal_id"]}
 
 
 @tool("reject", "Reject a pending proposal; the reason is recorded.",
-      {"proposal_id": _ID, "reason": _REASON}, ("proposal_id",), mutating=True)
+      {"proposal_id": _ID, "reason": _REASON}, ("proposal_id",), mutating=True,
+      action="org.schedcp.reject")
 async def _reject(s: Services, a: dict[str, Any], c: Caller) -> Any:
     await s.daemon.reject(a["proposal_id"], a.get("reason", ""), c)
     return {"rejected": a["proposal_id"]}
 
 
 @tool("rollback", "Detach the running scheduler and return to the last known good one "
-      "(or the kernel's default).", {"reason": _REASON}, mutating=True)
+      "(or the kernel's default).", {"reason": _REASON}, mutating=True,
+      action="org.schedcp.rollback")
 async def _rollback(s: Services, a: dict[str, Any], c: Caller) -> Any:
     return {"now_running": await s.daemon.rollback(a.get("reason", ""), c)}
 
 
 @tool("set_mode", "auto deploys verified policies, ask waits for approval, observe only "
-      "recommends.", {"mode": {"enum": ["auto", "ask", "observe"]}}, ("mode",), mutating=True)
+      "recommends.", {"mode": {"enum": ["auto", "ask", "observe"]}}, ("mode",), mutating=True,
+      action="org.schedcp.set-mode")
 async def _set_mode(s: Services, a: dict[str, Any], c: Caller) -> Any:
     await s.daemon.set_mode(a["mode"], c)
     return {"mode": a["mode"]}
@@ -181,7 +189,8 @@ async def _set_mode(s: Services, a: dict[str, Any], c: Caller) -> Any:
        "goals": {"type": "array", "items": {"enum": list(GOALS)}, "uniqueItems": True},
        # a WorkloadProfile as a mapping (description, characteristics, goals,
        # fingerprint); without it the daemon profiles the target
-       "profile": {"type": "object"}}, ("target",), mutating=True)
+       "profile": {"type": "object"}}, ("target",), mutating=True,
+      action="org.schedcp.optimize")
 async def _optimize(s: Services, a: dict[str, Any], c: Caller) -> Any:
     options = {k: v for k, v in a.items() if k != "target"}
     if "profile" in options:
@@ -234,7 +243,7 @@ def run_entry(r: HistoryRecord) -> dict[str, Any]:
 @tool("start_workload", "Start a shell command on the deployment target (in the lab guest "
       "for the vm target); returns a job id for workload_result.",
       {"command": {"type": "string", "minLength": 1, "maxLength": 8192}}, ("command",),
-      mutating=True)
+      mutating=True, action="org.schedcp.run-workload")
 async def _start_workload(s: Services, a: dict[str, Any], c: Caller) -> Any:
     job = await s.daemon.target.spawn(a["command"])
     await s.daemon.records.audit("start_workload", str(c), job, a["command"][:200], {})
@@ -399,7 +408,8 @@ async def _probe(s: Services, a: dict[str, Any], c: Caller) -> Any:
       "as a candidate policy (parent: the policy it patches). Returns a submission; poll "
       "it with verification, then deploy a passed one with optimize(policy=its name).",
       {"source": {"type": "string", "minLength": 1, "maxLength": 65536},
-       "parent": _NAME, "params": {"type": "object"}}, ("source",), mutating=True)
+       "parent": _NAME, "params": {"type": "object"}}, ("source",), mutating=True,
+      action="org.schedcp.verify")
 async def _verify_policy(s: Services, a: dict[str, Any], c: Caller) -> Any:
     sub = await s.daemon.submissions.submit(a["source"], a.get("parent"),
                                             dict(a.get("params") or {}), str(c))
@@ -421,7 +431,7 @@ async def _verification(s: Services, a: dict[str, Any], c: Caller) -> Any:
       {"workload": {"type": "string", "minLength": 1, "maxLength": 8192},
        "runs": {"type": "integer", "minimum": 1, "maximum": 20},
        "metric": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}}, ("workload",),
-      mutating=True)
+      mutating=True, action="org.schedcp.run-workload")
 async def _measure_workload(s: Services, a: dict[str, Any], c: Caller) -> Any:
     from schedcpd.analysis.measure import MeasureError, measured, samples
     from schedcpd.lab.vm import LabError

@@ -51,6 +51,15 @@ class Caller:
     uid: int | None
     sender: str = ""
     privileged: bool = False
+    # The adapter's way to ask for one action when the caller is not privileged (D-Bus:
+    # polkit); None where there is no one to ask.
+    authorize: Callable[[str], Awaitable[bool]] | None = field(
+        default=None, compare=False, repr=False)
+
+    async def may(self, action: str) -> bool:
+        if self.privileged:
+            return True
+        return self.authorize is not None and await self.authorize(action)
 
     def __str__(self) -> str:
         who = "daemon" if self.uid is None else f"uid {self.uid}"
