@@ -9,6 +9,8 @@ how many episodes the storm became. Same-run baseline: the storm alone, with no 
 run just before (its process rate, so the listener's cost to the machine shows as a ratio).
 
     .venv/bin/python benchmarks/events.py [--processes 20000]
+
+Writes benchmarks/results/events.json and prints a one-line summary.
 """
 
 from __future__ import annotations
@@ -145,7 +147,13 @@ def main() -> None:
     if args.listen:
         asyncio.run(listen())
         return
-    print(json.dumps(run(args.processes), indent=1))
+    res = run(args.processes)
+    path = Path(__file__).parent / "results" / "events.json"
+    path.write_text(json.dumps(res, indent=1) + "\n")
+    print(f"events: {res['processes']} processes, {res['events_per_s']} events/s, "
+          f"{res['lost']} lost, {res['cpu_ms_per_1000_events']} ms CPU per 1000 events, "
+          f"RSS {res['max_rss_mb']} MB, storm slowed x{res['storm_slowdown']} "
+          f"(baseline {res['baseline_processes_per_s']} processes/s alone); {path}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ PACKAGES=(
   qemu-system-x86 qemu-system-common busybox-static cpio zstd xz-utils
   clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config make gcc
   stress-ng linux-perf rt-tests bpftrace
-  podman runc dbus-daemon dbus-bin python3-venv polkitd
+  podman runc dbus-daemon dbus-bin python3-venv polkitd systemd
   # desktop clients: the tray's Qt (xcb) libraries and fonts; Xvfb, a tray host (trayer),
   # a notification server (dunst), xdotool and ImageMagick for its tests and screenshots;
   # gjs and glib-compile-schemas for the GNOME Shell extension (make gnome-extension)

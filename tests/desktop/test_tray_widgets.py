@@ -12,14 +12,13 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-QtWidgets = pytest.importorskip("PySide6.QtWidgets")
+from PySide6 import QtWidgets
+from PySide6.QtGui import QColor, QImage
 
-from PySide6.QtGui import QColor, QImage  # noqa: E402
-
-from schedcpd.tray import icons  # noqa: E402
-from schedcpd.tray.history import HistoryWindow  # noqa: E402
-from schedcpd.tray.model import ICON_STATES, DaemonSnapshot, present  # noqa: E402
-from schedcpd.tray.view import TrayView  # noqa: E402
+from schedcpd.tray import icons
+from schedcpd.tray.history import HistoryWindow
+from schedcpd.tray.model import ICON_STATES, DaemonSnapshot, present
+from schedcpd.tray.view import TrayView
 
 NOW = time.time()
 

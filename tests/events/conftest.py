@@ -34,7 +34,7 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> str:
     if shutil.which("podman") is None or not BUSYBOX.exists():
-        pytest.skip("podman and busybox-static are needed (scripts/setup-apt.sh)")
+        pytest.fail("podman and busybox-static are needed (scripts/setup-apt.sh)")
     if podman("image", "exists", IMAGE, check=False).returncode == 0:
         return IMAGE
     root = tmp_path_factory.mktemp("rootfs")
