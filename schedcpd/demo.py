@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow send_destination="*"/>
+    <allow receive_sender="*"/>
     <allow own="*"/>
   </policy>
 </busconfig>
@@ -146,11 +148,20 @@ def _start_bus(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork",
                              "--nopidfile"], stdout=subprocess.DEVNULL)
     for _ in range(500):
-        if sock.exists():
+        if _accepts(sock):  # the file appears at bind(), before listen()
             return proc, f"unix:path={sock}"
         time.sleep(0.01)
     proc.kill()
     raise RuntimeError("dbus-daemon did not start")
+
+
+def _accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+        return True
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
@@ -163,9 +174,14 @@ def _stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> No
             proc.wait(10)
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: the daemon and the bus are stopped
+
+
 def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="schedcp-demo-"))
     bus = daemon = None
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         bus, address = _start_bus(tmp)
         cfg = tmp / "schedcpd.toml"
@@ -184,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
     except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("demo: interrupted; stopping schedcpd", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         _stop(daemon)
         _stop(bus)
@@ -201,13 +220,15 @@ async def _when_up(address: str, daemon: subprocess.Popen[bytes],
         if daemon.poll() is not None:
             raise RuntimeError(f"schedcpd exited ({daemon.returncode}) before it was ready")
         try:
-            c = await DaemonClient.connect(address)
-            try:
-                await c.status()
-                break
-            finally:
-                c.close()
-        except (RequestError, OSError):
+            # A bus that swallows replies must not hang the demo: each try is bounded.
+            async with asyncio.timeout(15):
+                c = await DaemonClient.connect(address)
+                try:
+                    await c.status()
+                    break
+                finally:
+                    c.close()
+        except (RequestError, OSError, TimeoutError):
             await asyncio.sleep(0.5)
     else:
         raise TimeoutError("schedcpd did not come up within 300 s")
