@@ -145,8 +145,10 @@ def _start_bus(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     sock = tmp / "bus.sock"
     conf = tmp / "bus.conf"
     conf.write_text(BUS_CONF.format(socket=sock))
-    proc = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork",
-                             "--nopidfile"], stdout=subprocess.DEVNULL)
+    # Its warnings (an fd limit it may not raise) go to a log, not between the steps.
+    with (tmp / "bus.log").open("wb") as log:
+        proc = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork",
+                                 "--nopidfile"], stdout=subprocess.DEVNULL, stderr=log)
     for _ in range(500):
         if _accepts(sock):  # the file appears at bind(), before listen()
             return proc, f"unix:path={sock}"
