@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
                       episode=EpisodeSettings(iterations=args.iterations,
                                               feedback_runs=args.feedback_runs,
                                               verifier=args.verifier))
-    result = asyncio.run(run_suite(suite, names, s, args.out, say))
+    result = asyncio.run(run_suite(suite, names, s, args.out, say, resume=args.resume))
     print(report.markdown(result), flush=True)
     say(f"wrote {args.out}/bench-{suite.name}.json, .md and charts in {result['wall_s']:.0f} s")
     return EXIT_OK if result["workloads"] and not result.get("failed") else EXIT_FAILED
@@ -54,5 +54,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--verifier", choices=["quick", "full"], default="quick")
     p.add_argument("--unnamed-ljf", action="store_true",
                    help="batch: also measure ljf without names (longest-runtime mode)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the workloads already in the suite's results; run the rest")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     p.set_defaults(func=run)

@@ -79,6 +79,7 @@ async def bench_workload(name: str, s: BenchSettings, log_dir: Path,
     for f in got.failures:
         say(f"  failed: {f[:300]}")
     out = report.analyse(wl.metric, wl.lower_is_better, got.values, choices, got.lower_bounds)
+    out["total_cpu_s"] = got.total_cpu
     out["episode"] = ep
     out["failures"] = got.failures
     out["measure_s"] = round(time.monotonic() - t1, 1)
@@ -100,20 +101,43 @@ def write(result: dict[str, Any], out_dir: Path) -> list[Path]:
     return [js, md, *report.charts(result, out_dir)]
 
 
+def _previous(suite: Suite, out_dir: Path) -> dict[str, Any]:
+    """The suite's earlier result in ``out_dir``, to go on from (``--resume``)."""
+    try:
+        old: dict[str, Any] = json.loads((out_dir / f"bench-{suite.name}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return old if isinstance(old.get("workloads"), dict) else {}
+
+
 async def run_suite(suite: Suite, names: list[str], s: BenchSettings, out_dir: Path,
-                    say: Callable[[str], None]) -> dict[str, Any]:
+                    say: Callable[[str], None], resume: bool = False) -> dict[str, Any]:
+    """Every named workload of ``suite``; with ``resume``, those already in the suite's
+    results are kept and not run again (a long suite can be run in parts)."""
     t0 = time.monotonic()
     result: dict[str, Any] = {
         "suite": suite.name, "paper": suite.paper,
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(), "settings": asdict(s), "workloads": {}, "summary": {}}
+    spent = 0.0
+    if resume and (old := _previous(suite, out_dir)):
+        result["workloads"] = {n: w for n, w in old["workloads"].items() if n in names}
+        result["started"] = old.get("started", result["started"])
+        spent = float(old.get("wall_s") or 0.0)
+        say(f"resuming: {', '.join(result['workloads']) or 'nothing'} already measured")
     for name in names:
+        if name in result["workloads"]:
+            continue
         try:
-            result["workloads"][name] = await bench_workload(name, s, out_dir / "logs", say)
+            w = await bench_workload(name, s, out_dir / "logs", say)
+            w["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+            result["workloads"][name] = w
         except (RuntimeError, TimeoutError, OSError) as exc:
             say(f"{name}: FAILED: {exc}")
             result.setdefault("failed", {})[name] = str(exc)
         result["summary"] = report.summarize(result["workloads"], suite.target_gain)
-        result["wall_s"] = round(time.monotonic() - t0, 1)
+        result["wall_s"] = round(spent + time.monotonic() - t0, 1)
         write(result, out_dir)
+    result["summary"] = report.summarize(result["workloads"], suite.target_gain)
+    result["wall_s"] = round(spent + time.monotonic() - t0, 1)
     return result

@@ -72,13 +72,14 @@ def test_analyse_ratios_verdicts_and_the_lower_bound() -> None:
     values = {EEVDF: [20.0, 21.0, 19.5, 20.5], ljf.label(): [15.0, 15.2, 14.9, 15.1],
               bad.label(): [26.0, 27.0, 25.5, 26.5]}
     w = report.analyse("makespan_s", True, values, {"first": bad, "final": ljf},
-                       lower_bounds=[14.0, 14.2, 13.8])
+                       lower_bounds={EEVDF: [14.0, 14.2, 13.8], ljf.label(): [12.0]})
     assert w["final"]["verdict"] == "better" and w["final"]["ratio"] == pytest.approx(
         15.05 / 20.25)
     assert w["final"]["gain"] == pytest.approx(1 - 15.05 / 20.25)
     assert w["first"]["verdict"] == "REGRESSION" and w["first"]["ratio"] > 1.2
     assert w["vs_lower_bound"]["final"] == pytest.approx(15.05 / 14.0)
     assert w["vs_lower_bound"]["eevdf"] == pytest.approx(20.25 / 14.0)
+    assert w["lower_bound_by_scheduler"][ljf.label()] == 12.0
 
 
 def test_a_choice_without_samples_is_reported_not_measured() -> None:
@@ -93,7 +94,7 @@ def _suite_result() -> dict[str, Any]:
     for name, cand in (("lt-a", [7.0, 7.1, 6.9]), ("lt-b", [10.4, 10.0, 9.8]),
                        ("lt-c", [12.5, 12.8, 12.6])):
         w = report.analyse("makespan_s", True, {EEVDF: [10.0, 10.2, 9.9], ljf.label(): cand},
-                           {"first": ljf, "final": ljf}, [6.5, 6.6])
+                           {"first": ljf, "final": ljf}, {EEVDF: [6.5, 6.6]})
         w["episode"] = {"iterations": [{"control_plane_s": 30.0}, {"control_plane_s": 12.0}],
                         "llm_calls": 0, "tokens": 0}
         wls[name] = w
