@@ -17,13 +17,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schedcpd.demo import _start_bus, _stop
+from schedcpd.demo import _stop, describe
 
 EEVDF = "eevdf"
+# A private bus. The receive rule matters: without it this dbus-daemon (1.14) rejects
+# every reply, Hello's included, and the first call hangs.
+BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
 CONFIG = """mode = "auto"
 on_stop = "default"
 [canary]
@@ -69,6 +85,19 @@ class Choice:
     def label(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         return f"{self.policy}({args})" if args else self.policy
+
+
+def _start_bus(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    sock, conf = tmp / "bus.sock", tmp / "bus.conf"
+    conf.write_text(BUS_CONF.format(socket=sock))
+    proc = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(500):
+        if sock.exists():
+            return proc, f"unix:path={sock}"
+        time.sleep(0.01)
+    proc.kill()
+    raise RuntimeError("dbus-daemon did not start")
 
 
 def first_choice(record: dict[str, Any]) -> Choice:
@@ -148,7 +177,8 @@ async def _wait_up(address: str, daemon: subprocess.Popen[bytes], timeout_s: flo
     raise TimeoutError(f"schedcpd did not come up within {timeout_s:.0f} s")
 
 
-async def _optimize(address: str, workload: str, timeout_s: float) -> dict[str, Any]:
+async def _optimize(address: str, workload: str, timeout_s: float,
+                    say: Callable[[str], None]) -> dict[str, Any]:
     from schedcpd.client import DaemonClient
 
     c = await DaemonClient.connect(address)
@@ -156,6 +186,9 @@ async def _optimize(address: str, workload: str, timeout_s: float) -> dict[str, 
     mine: list[str] = []
 
     def on_signal(name: str, p: dict[str, Any]) -> None:
+        line = describe(str(p.get("step")), p) if name == "EpisodeProgress" else None
+        if line is not None and mine and p.get("episode") == mine[0]:
+            say(f"  {line[:240]}")
         if name == "EpisodeFinished" and mine and p.get("id") == mine[0] and not done.done():
             done.set_result(None)
     try:
@@ -171,7 +204,8 @@ async def _optimize(address: str, workload: str, timeout_s: float) -> dict[str, 
         c.close()
 
 
-async def run_episode(workload: str, s: EpisodeSettings, log_dir: Path) -> dict[str, Any]:
+async def run_episode(workload: str, s: EpisodeSettings, log_dir: Path,
+                      say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """The episode's full record (``episode`` tool, ``record: true``), from a fresh daemon
     that is stopped afterwards (the guest's kernel back on its default scheduler)."""
     tmp = Path(tempfile.mkdtemp(prefix="schedcp-bench-"))
@@ -189,7 +223,7 @@ async def run_episode(workload: str, s: EpisodeSettings, log_dir: Path) -> dict[
                  "--state-dir", str(tmp / "state"), "--config", str(cfg), "--target", "vm"],
                 stdout=log, stderr=log, env=dict(os.environ))
             await _wait_up(address, daemon, 300)
-            return await _optimize(address, workload, s.timeout_s + 120)
+            return await _optimize(address, workload, s.timeout_s + 120, say)
     finally:
         _stop(daemon)
         _stop(bus)

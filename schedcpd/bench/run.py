@@ -68,7 +68,7 @@ async def bench_workload(name: str, s: BenchSettings, log_dir: Path,
     t0 = time.monotonic()
     say(f"{name}: episode (max {s.episode.iterations} iterations, "
         f"{s.episode.feedback_runs} runs before and after)")
-    full = await run_episode(name, s.episode, log_dir)
+    full = await run_episode(name, s.episode, log_dir, say)
     ep = costs(full)
     rec = full.get("record") or {}
     choices = _choices(rec, name, s)
