@@ -21,7 +21,11 @@ from schedcpd.analysis.stats import StatsError, compare
 from schedcpd.bench.episodes import EEVDF, Choice
 
 ROLES = ("first", "final")  # the agent's first choice, its choice after the iterations
-ROLE_TITLE = {"first": "agent, first choice", "final": "agent, after the iterations"}
+# Extra schedulers a run may measure beside the agent's choices (not in the summary).
+EXTRAS = ("ljf_unnamed",)
+ROLE_TITLE = {"first": "agent, first choice", "final": "agent, after the iterations",
+              "ljf_unnamed": "ljf without names (longest-runtime mode)"}
+ROLE_COLOR = {"first": "tab:orange", "final": "tab:blue", "ljf_unnamed": "tab:grey"}
 
 
 def verdict(c: Mapping[str, Any]) -> str:
@@ -112,9 +116,9 @@ def markdown(result: Mapping[str, Any]) -> str:
     lines = [f"### `{result['suite']}`: {result.get('paper', '')}", "",
              "| workload | metric | EEVDF median | agent's first choice | ratio to EEVDF "
              "[95% CI] | after the iterations | ratio to EEVDF [95% CI] | median / lower "
-             "bound (EEVDF, first, final) | control plane: s per iteration (LLM calls, "
-             "tokens) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "bound (EEVDF, first, final) | iterations: why the episode stopped | control "
+             "plane: s per iteration (LLM calls, tokens) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, w in wls.items():
         ep = w.get("episode") or {}
         cp = ", ".join(_fmt(it["control_plane_s"], 1) for it in ep.get("iterations", []))
@@ -126,7 +130,13 @@ def markdown(result: Mapping[str, Any]) -> str:
             f"| {name} | {w['metric']} | {_fmt(w['eevdf']['median'])} "
             f"(n={len(w['eevdf']['samples'])}) | {first.get('label', '-')} | "
             f"{_ratio_cell(first)} | {final.get('label', '-')} | {_ratio_cell(final)} | "
-            f"{bound} | {cp or '-'} ({ep.get('llm_calls', 0)}, {ep.get('tokens', 0)}) |")
+            f"{bound} | {len(ep.get('iterations', []))}: {ep.get('stop_reason', '-')} | "
+            f"{cp or '-'} ({ep.get('llm_calls', 0)}, {ep.get('tokens', 0)}) |")
+    for role in EXTRAS:
+        rows = [(n, w[role]) for n, w in wls.items() if role in w]
+        if rows:
+            lines += ["", f"{ROLE_TITLE[role]}, measured beside them: " + "; ".join(
+                f"{n} {_ratio_cell(r)}" for n, r in rows)]
     summ = result.get("summary") or {}
     lines.append("")
     for role in ROLES:
@@ -157,18 +167,19 @@ def charts(result: Mapping[str, Any], out_dir: Path) -> list[Path]:
     names = list(wls)
     out_dir.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 2), 4.5))
-    width = 0.38
-    for k, role in enumerate(ROLES):
+    roles = [r for r in (*ROLES, *EXTRAS) if any(r in w for w in wls.values())]
+    width = 0.8 / len(roles)
+    for k, role in enumerate(roles):
         xs, ys, lo, hi = [], [], [], []
         for i, n in enumerate(names):
             r = wls[n].get(role, {})
             if "ratio" in r:
-                xs.append(i + (k - 0.5) * width)
+                xs.append(i + (k - (len(roles) - 1) / 2) * width)
                 ys.append(r["ratio"])
                 lo.append(max(0.0, r["ratio"] - r["ci_low"]))
                 hi.append(max(0.0, r["ci_high"] - r["ratio"]))
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=ROLE_TITLE[role],
-               color=("tab:orange", "tab:blue")[k])
+               color=ROLE_COLOR[role])
     bound = [(i, wls[n]["lower_bound"] / wls[n]["eevdf"]["median"]) for i, n in enumerate(names)
              if wls[n].get("lower_bound") and wls[n]["eevdf"].get("median")]
     if bound:
@@ -178,23 +189,26 @@ def charts(result: Mapping[str, Any], out_dir: Path) -> list[Path]:
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
     ax.set_ylabel(f"{_metric_of(wls)} / EEVDF (lower is better)")
     ax.set_title(f"schedcpctl bench {suite}: median ratio to EEVDF, 95% CI")
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, max(1.3, ax.get_ylim()[1]))
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     ratio_png = out_dir / f"bench-{suite}.png"
     fig.savefig(ratio_png, dpi=100)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 2), 4))
+    labelled: set[int] = set()
     for i, n in enumerate(names):
         bottom = 0.0
         for j, it in enumerate((wls[n].get("episode") or {}).get("iterations", [])):
-            ax.bar(i, it["control_plane_s"], 0.6, bottom=bottom,
-                   color=plt.get_cmap("tab10")(j), label=f"iteration {j + 1}" if i == 0 else None)
+            ax.bar(i, it["control_plane_s"], 0.6, bottom=bottom, color=plt.get_cmap("tab10")(j),
+                   label=None if j in labelled else f"iteration {j + 1}")
+            labelled.add(j)
             bottom += it["control_plane_s"]
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
     ax.set_ylabel("control-plane seconds (workload runs excluded)")
     ax.set_title(f"schedcpctl bench {suite}: control-plane cost per episode")
-    if names and (wls[names[0]].get("episode") or {}).get("iterations"):
+    if labelled:
         ax.legend(fontsize=8)
     fig.tight_layout()
     cost_png = out_dir / f"bench-{suite}-cost.png"
