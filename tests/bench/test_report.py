@@ -129,3 +129,20 @@ def test_the_batch_suite_is_the_papers_eight_workloads() -> None:
     assert suites.get("latency").workloads == ("latency",)
     with pytest.raises(ValueError, match="known: batch"):
         suites.get("nope")
+
+
+def test_resume_keeps_measured_workloads_and_runs_none_of_them(tmp_path: Path) -> None:
+    import asyncio
+    import json
+
+    from schedcpd.bench.run import BenchSettings, run_suite
+
+    old = _suite_result()
+    old["wall_s"] = 100.0
+    (tmp_path / "bench-batch.json").write_text(json.dumps(old))
+    said: list[str] = []
+    res = asyncio.run(run_suite(suites.get("batch"), ["lt-a", "lt-c"], BenchSettings(),
+                                tmp_path, said.append, resume=True))
+    assert list(res["workloads"]) == ["lt-a", "lt-c"]  # lt-b is not asked for
+    assert res["summary"]["final"]["regressions"] == ["lt-c"]
+    assert res["wall_s"] >= 100.0 and "resuming" in said[0]
