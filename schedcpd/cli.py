@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "schedcpd.repository.cli",
     "schedcpd.cli_client",
     "schedcpd.demo",
+    "schedcpd.bench.cli",
     "schedcpd.tray.cli",
 ]
 

@@ -18,6 +18,8 @@ PACKAGES=(
   libegl1 libgl1 libfontconfig1 libdbus-1-3 fonts-dejavu-core
   xvfb xauth x11-utils x11-xserver-utils trayer dunst xdotool imagemagick
   desktop-file-utils gjs gir1.2-glib-2.0 libglib2.0-bin
+  # the bench's long-tail batches (schedcpd/lab/longtail_tools.py): transcoder and git
+  ffmpeg git
 )
 BACKPORTS=(bpftool libbpf-dev)
 

@@ -14,6 +14,7 @@ One place for the workloads that tests, benchmarks, the verifier and the agent s
 | longtail | 39 short + 1 long CPU job (comm ``longjob``)          | makespan_s               |
 | latency  | cyclictest (SCHED_OTHER) beside stress-ng CPU hogs    | p99_wakeup_us            |
 | build    | ``make -j4`` of Lua 5.4's core (Debian source package) | build_s                 |
+| lt-*     | the paper's eight long-tail batches of real tools (``longtail_tools``) | makespan_s |
 
 Host-side pieces (a small C driver for mixed and longtail, the Lua source tree) are built
 or fetched once into ``paths.cache_dir()/workloads`` by ``Workload.command()``; the guest
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schedcpd import paths
+from schedcpd.lab import longtail_tools
 from schedcpd.lab.job import SchedulerLoad, Step
 from schedcpd.lab.result import GuestResult
 
@@ -370,6 +372,23 @@ WORKLOADS: dict[str, Workload] = {
                  "build_s", "s", True, 300, _build_script, _build_seconds),
     )
 }
+
+
+def _tools_script(w: longtail_tools.ToolWorkload) -> Callable[[], str]:
+    def script() -> str:
+        try:
+            return longtail_tools.command(w)
+        except (longtail_tools.ToolsError, OSError) as exc:
+            raise WorkloadError(f"{w.name}: {exc}") from None
+    return script
+
+
+WORKLOADS.update({
+    w.name: Workload(w.name, f"{w.description} (long job's comm {w.long_comm})", "makespan_s",
+                     "s", True, longtail_tools.TIMEOUT_S, _tools_script(w),
+                     _summary_value("makespan_s"))
+    for w in longtail_tools.SUITE
+})
 
 
 def get(name: str) -> Workload:
