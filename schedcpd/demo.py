@@ -141,7 +141,7 @@ async def follow(bus: str, workload: str, timeout_s: float) -> dict[str, Any]:
         c.close()
 
 
-def _start_bus(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_bus(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     sock = tmp / "bus.sock"
     conf = tmp / "bus.conf"
     conf.write_text(BUS_CONF.format(socket=sock))
@@ -166,7 +166,7 @@ def _accepts(path: Path) -> bool:
         return True
 
 
-def _stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
+def stop_process(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
     if proc is not None and proc.poll() is None:
         proc.send_signal(sig)
         try:
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     bus = daemon = None
     signal.signal(signal.SIGTERM, _interrupted)
     try:
-        bus, address = _start_bus(tmp)
+        bus, address = start_bus(tmp)
         cfg = tmp / "schedcpd.toml"
         cfg.write_text(CONFIG.format(depth=args.verifier, runs=args.runs))
         log = (tmp / "schedcpd.log").open("wb")
@@ -206,8 +206,8 @@ def run(args: argparse.Namespace) -> int:
         print("demo: interrupted; stopping schedcpd", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        _stop(daemon)
-        _stop(bus)
+        stop_process(daemon)
+        stop_process(bus)
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 

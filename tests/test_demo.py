@@ -12,7 +12,7 @@ from schedcpd import demo
 
 
 async def test_the_demo_bus_delivers_replies_and_signals(tmp_path: Path) -> None:
-    proc, address = demo._start_bus(tmp_path)
+    proc, address = demo.start_bus(tmp_path)
     try:
         async with asyncio.timeout(10):  # a bus that drops replies hangs here
             a = await MessageBus(bus_address=address).connect()
@@ -30,7 +30,7 @@ async def test_the_demo_bus_delivers_replies_and_signals(tmp_path: Path) -> None
         a.disconnect()
         b.disconnect()
     finally:
-        demo._stop(proc)
+        demo.stop_process(proc)
     assert proc.returncode is not None
 
 

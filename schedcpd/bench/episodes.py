@@ -22,24 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schedcpd.demo import _stop, describe
+from schedcpd.demo import describe, start_bus, stop_process
 
 EEVDF = "eevdf"
 # A private bus. The receive rule matters: without it this dbus-daemon (1.14) rejects
 # every reply, Hello's included, and the first call hangs.
-BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"""
 CONFIG = """mode = "auto"
 on_stop = "default"
 [canary]
@@ -85,19 +72,6 @@ class Choice:
     def label(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         return f"{self.policy}({args})" if args else self.policy
-
-
-def _start_bus(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    sock, conf = tmp / "bus.sock", tmp / "bus.conf"
-    conf.write_text(BUS_CONF.format(socket=sock))
-    proc = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(500):
-        if sock.exists():
-            return proc, f"unix:path={sock}"
-        time.sleep(0.01)
-    proc.kill()
-    raise RuntimeError("dbus-daemon did not start")
 
 
 def first_choice(record: dict[str, Any]) -> Choice:
@@ -212,7 +186,7 @@ async def run_episode(workload: str, s: EpisodeSettings, log_dir: Path,
     bus = daemon = None
     log_dir.mkdir(parents=True, exist_ok=True)
     try:
-        bus, address = _start_bus(tmp)
+        bus, address = start_bus(tmp)
         cfg = tmp / "schedcpd.toml"
         cfg.write_text(CONFIG.format(depth=s.verifier, backend=s.backend, model=s.model,
                                      url=s.url, runs=s.feedback_runs, iterations=s.iterations,
@@ -225,6 +199,6 @@ async def run_episode(workload: str, s: EpisodeSettings, log_dir: Path,
             await _wait_up(address, daemon, 300)
             return await _optimize(address, workload, s.timeout_s + 120, say)
     finally:
-        _stop(daemon)
-        _stop(bus)
+        stop_process(daemon)
+        stop_process(bus)
         shutil.rmtree(tmp, ignore_errors=True)
