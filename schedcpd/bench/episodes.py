@@ -25,8 +25,8 @@ from typing import Any
 from schedcpd.demo import describe, start_bus, stop_process
 
 EEVDF = "eevdf"
-# A private bus. The receive rule matters: without it this dbus-daemon (1.14) rejects
-# every reply, Hello's included, and the first call hangs.
+# The daemon for one episode: auto mode, host event sources off (the workload runs in
+# the guest), the agent's settings from EpisodeSettings.
 CONFIG = """mode = "auto"
 on_stop = "default"
 [canary]
