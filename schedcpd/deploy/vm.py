@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from schedcpd.lab.session import GuestPanic, LabSession, SessionError
-from schedcpd.lab.vm import LAB_ATTEMPTS, LabError
+from schedcpd.lab.vm import LabError
 
 log = logging.getLogger("schedcpd.deploy")
 
@@ -20,20 +20,11 @@ class VMTarget(LabSession):
     async def start(self) -> None:
         from schedcpd.deploy.target import TargetError
 
-        for attempt in range(1, LAB_ATTEMPTS + 1):
-            try:
-                await super().start()
-                return
-            except GuestPanic as exc:
-                # A lab fault under TCG (see schedcpd.lab.vm.run_steps): boot again.
-                await self.close()
-                log.warning("the lab guest panicked while booting (attempt %d): %s",
-                            attempt, exc)
-                if attempt == LAB_ATTEMPTS:
-                    raise TargetError(f"the lab guest did not start: {exc}") from exc
-            except LabError as exc:
-                await self.close()
-                raise TargetError(f"the lab guest did not start: {exc}") from exc
+        try:
+            await super().start()  # boots again after a panic while booting
+        except LabError as exc:
+            await self.close()
+            raise TargetError(f"the lab guest did not start: {exc}") from exc
 
     async def request(self, verb: str, *args: str, timeout_s: float = 60.0) -> dict[str, str]:
         """A guest that panicked is booted again at once; the caller still sees the error

@@ -16,7 +16,6 @@ import asyncio
 import errno
 import socket
 import struct
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -207,7 +206,6 @@ class ProcConnectorSource(EventSource):
         if sock is None:
             return
         recv = sock.recv
-        now = time.monotonic()
         while True:
             try:
                 data = recv(256)
@@ -218,13 +216,17 @@ class ProcConnectorSource(EventSource):
                     self.stats.overruns += 1
                     continue
                 raise
-            self.handle(data, now)
+            self.handle(data)
 
-    def handle(self, data: bytes, now: float) -> None:
+    def handle(self, data: bytes) -> None:
         if len(data) < _EV_OFF + _EV.size:
             return
         seq = _CN.unpack_from(data, _CN_OFF)[2]
-        what, cpu, _ts, a, b, c, d = _EV.unpack_from(data, _EV_OFF)
+        what, cpu, ts_ns, a, b, c, d = _EV.unpack_from(data, _EV_OFF)
+        # The kernel's own time of the event (ktime_get_ns: CLOCK_MONOTONIC, the clock of
+        # time.monotonic()), not the time we read it: on a loaded host a process's fork and
+        # exit may be read in one batch, and must not look like a process that never lived.
+        now = ts_ns / 1e9
         st = self.stats
         st.events += 1
         last = st.last_seq.get(cpu)

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import logging
 import shlex
 import tempfile
 import time
@@ -33,6 +34,7 @@ from schedcpd.lab.result import (
     sched_exit_from,
 )
 from schedcpd.lab.vm import (
+    LAB_ATTEMPTS,
     VIRTIOFSD,
     LabError,
     VMConfig,
@@ -44,6 +46,7 @@ from schedcpd.lab.vm import (
     spawn_logged,
 )
 
+log = logging.getLogger("schedcpd.lab")
 SESSION_SH = resources.files("schedcpd.lab").joinpath("guest/session.sh")
 
 
@@ -90,6 +93,19 @@ class LabSession:
         await self.close()
 
     async def start(self) -> None:
+        """Boot the guest. One that panics or hangs while booting (a lab fault under TCG,
+        see vm.run_steps) is booted again, up to LAB_ATTEMPTS boots: nothing ran in it yet."""
+        for attempt in range(1, LAB_ATTEMPTS + 1):
+            try:
+                await self._boot()
+                return
+            except GuestPanic as exc:
+                await self.close()
+                if attempt == LAB_ATTEMPTS:
+                    raise
+                log.warning("the lab guest failed to boot (attempt %d): %s", attempt, exc)
+
+    async def _boot(self) -> None:
         kinfo = kernel.current()
         base, _ = image.ensure_base_image()
         loader, _ = toolchain.ensure_loader()

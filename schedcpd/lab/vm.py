@@ -118,16 +118,19 @@ async def run_steps(
     cfg = config or VMConfig()
     results, finished, panic = await _boot(steps, files, cfg)
     seen = panic
-    for _ in range(LAB_ATTEMPTS - 1):
-        if not panic or finished == len(steps):
-            break
-        # The guest kernel died under us, at a kernel text-patching site (static keys,
-        # flipped at boot and by sched_ext): a lab fault under TCG, not the step's. The
-        # unfinished steps run again in a fresh boot, marked as retried.
+    fruitless = 0 if finished else 1  # boots in a row that finished no step
+    # The guest kernel died under us, at a kernel text-patching site (static keys,
+    # flipped at boot and by sched_ext on every attach and detach): a lab fault under TCG,
+    # not the step's. The unfinished steps run again in a fresh boot, marked as retried.
+    # A long batch may be hit more than once, so only LAB_ATTEMPTS boots in a row that
+    # finish nothing give up: a step that kills every boot is not a fault to wait out.
+    # At most len(steps) + LAB_ATTEMPTS boots.
+    while panic and finished < len(steps) and fruitless < LAB_ATTEMPTS:
         again, done, panic = await _boot(steps[finished:], files, cfg)
         results = results[:finished] + [
             dataclasses.replace(r, lab_panic=panic or seen, lab_retried=True) for r in again]
         finished += done
+        fruitless = 0 if done else fruitless + 1
         seen = panic or seen
     if panic:
         results = [r if r.ok else dataclasses.replace(r, lab_panic=panic) for r in results]
