@@ -172,6 +172,13 @@ def explain(profile: WorkloadProfile, library: Library, ev: Evidence) -> Decisio
     rules = candidates(shape, library)
     if rules.keep_default:
         return Decision(None, f"keep EEVDF: {rules.verdict}")
+    if not rules.candidates and not ev.history and shape.runq_p99_us is not None \
+            and not shape.contended:
+        # The run-queue probe answered what no rule could: tasks barely wait for a CPU, so
+        # a scheduler has nothing to reorder here. A gain on a similar-looking workload
+        # elsewhere does not change that; a gain measured on this one would.
+        return Decision(None, "keep EEVDF: nothing waits for a CPU (run-queue p99 "
+                              f"{shape.runq_p99_us:g} us)")
     arms = _arms(rules.candidates, library, ev)
     skipped = sorted({f"{c.policy} ({ev.excluded[k]})" for c in rules.candidates
                       if (k := arm_key(c.policy, c.params)) in ev.excluded})

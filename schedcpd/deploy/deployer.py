@@ -22,7 +22,7 @@ from schedcpd.daemon.records import DaemonRecords, Deployment
 from schedcpd.deploy.canary import EJECTED, REQUESTED, CanarySample, CircuitBreaker, Trip
 from schedcpd.deploy.target import Target
 from schedcpd.lab.job import SchedulerLoad
-from schedcpd.lab.result import GuestMetrics
+from schedcpd.lab.result import GuestMetrics, SchedState
 from schedcpd.lab.vm import LabError
 
 # (token, object, params, kernel release) -> None, or raises with the reason.
@@ -130,7 +130,10 @@ class Deployer:
                 proposal_id=req.proposal_id, policy=req.policy, params=req.params,
                 object_sha256=req.object_sha256, object_path=str(req.object_path),
                 token=req.token, target=self.target.name, actor=req.actor, reason=req.reason)
-            st = await self.target.attach(SchedulerLoad(req.object_path, req.params))
+            st = await self._attach(d, SchedulerLoad(req.object_path, req.params))
+            if st is None:
+                await self.restore_last_good(exclude=d.id)
+                raise DeployError(f"{req.policy}: the target was lost while attaching")
             if not st.attached:
                 why = st.loader_error[-600:] or f"sched_ext state {st.state!r}"
                 await self.records.set_deployment(d.id, state="failed", cause=why,
@@ -249,7 +252,9 @@ class Deployer:
             proposal_id=lg.proposal_id, policy=lg.policy, params=lg.params,
             object_sha256=lg.object_sha256, object_path=lg.object_path, token=lg.token,
             target=self.target.name, actor="daemon", reason=req.reason)
-        st = await self.target.attach(SchedulerLoad(Path(lg.object_path), lg.params))
+        st = await self._attach(d, SchedulerLoad(Path(lg.object_path), lg.params))
+        if st is None:
+            return None
         if not st.attached:
             await self.records.set_deployment(d.id, state="failed",
                                               cause=st.loader_error[-600:] or st.state,
@@ -263,6 +268,18 @@ class Deployer:
         self.active = _Active(d, req, breaker, good=True)
         self.active.task = asyncio.create_task(self._watch(self.active))
         return d
+
+    async def _attach(self, d: Deployment, load: SchedulerLoad) -> SchedState | None:
+        """Attach ``load`` for the recorded deployment ``d``; None when the target itself
+        was lost meanwhile (a lab guest's kernel panic; the vm target boots it again), with
+        ``d`` recorded as failed: a rollback still completes and is announced."""
+        try:
+            return await self.target.attach(load)
+        except LabError as exc:
+            await self.records.set_deployment(d.id, state="failed",
+                                              cause=f"target lost: {exc}"[:600],
+                                              audit_action="target_lost")
+            return None
 
     async def stop(self, leave: str) -> None:
         """Daemon shutdown: ``default`` detaches; ``last_good`` leaves a good one running."""

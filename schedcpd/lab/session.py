@@ -95,15 +95,17 @@ class LabSession:
     async def start(self) -> None:
         """Boot the guest. One that panics or hangs while booting (a lab fault under TCG,
         see vm.run_steps) is booted again, up to LAB_ATTEMPTS boots: nothing ran in it yet."""
+        faults: list[str] = []
         for attempt in range(1, LAB_ATTEMPTS + 1):
             try:
                 await self._boot()
                 return
             except GuestPanic as exc:
                 await self.close()
-                if attempt == LAB_ATTEMPTS:
-                    raise
+                if str(exc) not in faults:
+                    faults.append(str(exc))
                 log.warning("the lab guest failed to boot (attempt %d): %s", attempt, exc)
+        raise GuestPanic("; then ".join(faults))
 
     async def _boot(self) -> None:
         kinfo = kernel.current()

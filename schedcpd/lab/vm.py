@@ -117,7 +117,7 @@ async def run_steps(
         raise ValueError("no steps to run")
     cfg = config or VMConfig()
     results, finished, panic = await _boot(steps, files, cfg)
-    seen = panic
+    faults = [panic] if panic else []  # each distinct fault, in order: all are reported
     fruitless = 0 if finished else 1  # boots in a row that finished no step
     # The guest kernel died under us, at a kernel text-patching site (static keys,
     # flipped at boot and by sched_ext on every attach and detach): a lab fault under TCG,
@@ -127,14 +127,20 @@ async def run_steps(
     # At most len(steps) + LAB_ATTEMPTS boots.
     while panic and finished < len(steps) and fruitless < LAB_ATTEMPTS:
         again, done, panic = await _boot(steps[finished:], files, cfg)
+        if panic and panic not in faults:
+            faults.append(panic)
         results = results[:finished] + [
-            dataclasses.replace(r, lab_panic=panic or seen, lab_retried=True) for r in again]
+            dataclasses.replace(r, lab_panic=_said(faults), lab_retried=True) for r in again]
         finished += done
         fruitless = 0 if done else fruitless + 1
-        seen = panic or seen
     if panic:
-        results = [r if r.ok else dataclasses.replace(r, lab_panic=panic) for r in results]
+        results = [r if r.ok else dataclasses.replace(r, lab_panic=_said(faults))
+                   for r in results]
     return results
+
+
+def _said(faults: list[str]) -> str:
+    return "; then ".join(faults)
 
 
 def hung_at_boot(cfg: VMConfig) -> str:

@@ -138,6 +138,24 @@ def test_a_recommendation_from_similar_workloads_raises_the_prior() -> None:
     assert "similar workloads gained about 40%" in plan.rationale
 
 
+def test_a_measured_quiet_run_queue_keeps_the_default_despite_similar_gains() -> None:
+    # One busy process and the harness's shell, no rule matches; the run-queue probe says
+    # nothing waits. A latency workload that gained from interactive looks alike.
+    prof = P.tier1_profile([("awk", 0.66, "mixed"), ("sh", 0.16, "mixed"),
+                            ("kworker/1:1", 0.04, "interactive")], runnable=2)
+    quiet = dataclasses.replace(prof, characteristics={**prof.characteristics,
+                                                       "runq_p99_us": 1024.0})
+    similar = Evidence(recommended={arm_key("interactive", {}): 0.37})
+    assert decide(prof, LIB, similar) is not None, "without the probe, similar gains count"
+    d = explain(quiet, LIB, similar)
+    assert d.plan is None and "nothing waits for a CPU" in d.verdict
+    waiting = dataclasses.replace(prof, characteristics={**prof.characteristics,
+                                                         "runq_p99_us": 8000.0})
+    assert decide(waiting, LIB, similar) is not None
+    here = Evidence(history=stats_from([(arm_key("interactive", {}), 0.3)] * 3))
+    assert decide(quiet, LIB, here) is not None, "a gain measured on this workload wins"
+
+
 def test_learned_params_the_library_no_longer_accepts_are_dropped() -> None:
     stale = arm_key("vtime", {"slice_us": 10**9})
     assert decide(P.fair_pair(), LIB, Evidence(history=stats_from([(stale, 0.5)] * 3))) is None
