@@ -160,9 +160,7 @@ class Deployer:
                 if self.active is not act:
                     return
                 self.active = None
-                await self.records.set_deployment(act.deployment.id, state="failed",
-                                                  cause=f"target lost: {exc}"[:600],
-                                                  actor="canary", audit_action="target_lost")
+                await self._record_lost(act.deployment.id, exc, actor="canary")
                 restored = await self.restore_last_good(exclude=act.deployment.id)
                 self.emit("RolledBack", {"reason": f"target lost: {exc}"[:300],
                                          "cause": "target_lost",
@@ -276,10 +274,12 @@ class Deployer:
         try:
             return await self.target.attach(load)
         except LabError as exc:
-            await self.records.set_deployment(d.id, state="failed",
-                                              cause=f"target lost: {exc}"[:600],
-                                              audit_action="target_lost")
+            await self._record_lost(d.id, exc)
             return None
+
+    async def _record_lost(self, did: int, exc: LabError, actor: str = "daemon") -> None:
+        await self.records.set_deployment(did, state="failed", cause=f"target lost: {exc}"[:600],
+                                          actor=actor, audit_action="target_lost")
 
     async def stop(self, leave: str) -> None:
         """Daemon shutdown: ``default`` detaches; ``last_good`` leaves a good one running."""

@@ -43,6 +43,7 @@ from schedcpd.lab.vm import (
     kill_process,
     log_tail,
     qemu_argv,
+    said,
     spawn_logged,
 )
 
@@ -105,7 +106,7 @@ class LabSession:
                 if str(exc) not in faults:
                     faults.append(str(exc))
                 log.warning("the lab guest failed to boot (attempt %d): %s", attempt, exc)
-        raise GuestPanic("; then ".join(faults))
+        raise GuestPanic(said(faults))
 
     async def _boot(self) -> None:
         kinfo = kernel.current()

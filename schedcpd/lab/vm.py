@@ -130,16 +130,17 @@ async def run_steps(
         if panic and panic not in faults:
             faults.append(panic)
         results = results[:finished] + [
-            dataclasses.replace(r, lab_panic=_said(faults), lab_retried=True) for r in again]
+            dataclasses.replace(r, lab_panic=said(faults), lab_retried=True) for r in again]
         finished += done
         fruitless = 0 if done else fruitless + 1
     if panic:
-        results = [r if r.ok else dataclasses.replace(r, lab_panic=_said(faults))
+        results = [r if r.ok else dataclasses.replace(r, lab_panic=said(faults))
                    for r in results]
     return results
 
 
-def _said(faults: list[str]) -> str:
+def said(faults: list[str]) -> str:
+    """Distinct lab faults of one run, in order, as one message."""
     return "; then ".join(faults)
 
 

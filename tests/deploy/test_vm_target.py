@@ -99,7 +99,7 @@ async def test_losing_the_guest_mid_attach_is_recorded_and_rolled_back(
         target.panic_next = True
         with pytest.raises(DeployError, match="target was lost while attaching"):
             await dep.deploy(request("vtime", tmp_path))
-        lost, back = (await records.deployments())[1], (await records.deployments())[0]
+        back, lost = (await records.deployments())[:2]
         assert (lost.policy, lost.state) == ("vtime", "failed")
         assert (back.policy, back.state) == ("fifo", "good")
         assert (await target.sched_state()).ops == "schedcp_fifo"
