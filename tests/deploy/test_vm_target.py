@@ -11,7 +11,7 @@ import pytest
 
 from schedcpd.bpf.scheduler import prepare_policy
 from schedcpd.config import CanaryConfig
-from schedcpd.daemon.records import DaemonRecords
+from schedcpd.daemon.records import DaemonRecords, Deployment
 from schedcpd.deploy.deployer import Deployer, DeployError, DeployRequest
 from schedcpd.deploy.vm import VMTarget
 from schedcpd.lab.job import SchedulerLoad
@@ -62,6 +62,17 @@ def request(policy: str, tmp_path: Path) -> DeployRequest:
                          "test", judge_metric=False)
 
 
+async def deploy_through_lab_faults(dep: Deployer, req: DeployRequest) -> Deployment:
+    """The lab's own TCG panic may strike any attach (README, "Guest panics"); the deployer
+    then refuses with a lost target. For a step that only sets the scene, once more."""
+    try:
+        return await dep.deploy(req)
+    except DeployError as exc:
+        if "target was lost" not in str(exc):
+            raise
+        return await dep.deploy(req)
+
+
 async def test_losing_the_guest_mid_attach_is_recorded_and_rolled_back(
         tmp_path: Path) -> None:
     signals: list[tuple[str, dict[str, Any]]] = []
@@ -72,13 +83,14 @@ async def test_losing_the_guest_mid_attach_is_recorded_and_rolled_back(
     try:
         dep = Deployer(target, records, CanaryConfig(window_s=1.0, interval_s=0.5),
                        lambda *_: None, lambda name, payload: signals.append((name, payload)))
-        good = await dep.deploy(request("fifo", tmp_path))
+        good = await deploy_through_lab_faults(dep, request("fifo", tmp_path))
 
         async def became_good() -> bool | None:
             lg = await records.last_good()
             return True if lg is not None and lg.id == good.id else None
         await wait_for(became_good, 60, 0.2)
-        bad = await dep.deploy(request("vtime", tmp_path))
+        bad = await deploy_through_lab_faults(dep, request("vtime", tmp_path))
+        lost_before = len(await records.audit_log(action="target_lost"))
         target.panic_next = True
         assert await dep.rollback("test: back to the last good", "tester") is None
         name, said = signals[-1]
@@ -90,8 +102,7 @@ async def test_losing_the_guest_mid_attach_is_recorded_and_rolled_back(
         assert restore.cause.startswith("target lost:") and "panicked" in restore.cause
         lg = await records.last_good()  # the guest's fault, not fifo's: it stays good
         assert lg is not None and lg.id == good.id
-        assert [e.action for e in await records.audit_log(action="target_lost")] == \
-            ["target_lost"]
+        assert len(await records.audit_log(action="target_lost")) == lost_before + 1
         r = await target.run("cat /sys/kernel/sched_ext/state", 10)
         assert r.stdout.strip() == "disabled"  # the fresh guest runs the default scheduler
         assert dep.active is None
