@@ -23,7 +23,7 @@ from schedcpd.deploy.canary import EJECTED, REQUESTED, CanarySample, CircuitBrea
 from schedcpd.deploy.target import Target
 from schedcpd.lab.job import SchedulerLoad
 from schedcpd.lab.result import GuestMetrics, SchedState
-from schedcpd.lab.vm import LabError
+from schedcpd.lab.vm import LAB_ATTEMPTS, LabError
 
 # (token, object, params, kernel release) -> None, or raises with the reason.
 TokenCheck = Callable[[str, Path, dict[str, Any], str], None]
@@ -114,6 +114,19 @@ class Deployer:
         vals = await self._metric_series(BASELINE_SAMPLES)
         return sorted(vals)[len(vals) // 2] if vals else None
 
+    async def _baseline_before(self, req: DeployRequest) -> float | None:
+        """The pressure before ``req`` runs. Nothing of ours runs on the target while it is
+        measured, so a target lost meanwhile (the vm target boots it again) costs only a
+        second try."""
+        if not req.judge_metric:
+            return None
+        try:
+            return await self.baseline()
+        except LabError as exc:
+            await self.records.audit("target_lost", "daemon", req.policy,
+                                     f"while measuring the baseline: {exc}"[:600], {})
+            return await self.baseline()
+
     # --- deploying ---
     async def deploy(self, req: DeployRequest) -> Deployment:
         async with self._lock:
@@ -125,20 +138,21 @@ class Deployer:
                 raise DeployError(f"refused: {exc}") from exc
             if self.active is not None:
                 await self._end_active("stopped", f"replaced by {req.policy}", req.actor)
-            base = await self.baseline() if req.judge_metric else None
-            d = await self.records.start_deployment(
-                proposal_id=req.proposal_id, policy=req.policy, params=req.params,
-                object_sha256=req.object_sha256, object_path=str(req.object_path),
-                token=req.token, target=self.target.name, actor=req.actor, reason=req.reason)
-            st = await self._attach(d, SchedulerLoad(req.object_path, req.params))
+            try:
+                base = await self._baseline_before(req)
+            except LabError as exc:
+                raise DeployError(f"{req.policy}: the target was lost twice while measuring "
+                                  f"its baseline: {exc}") from exc
+            d, st = await self._start_and_attach(req)
             if st is None:
                 await self.restore_last_good(exclude=d.id)
-                raise DeployError(f"{req.policy}: the target was lost while attaching")
+                raise DeployError(f"{req.policy}: the target was lost while attaching, "
+                                  f"{LAB_ATTEMPTS} times")
             if not st.attached:
                 why = st.loader_error[-600:] or f"sched_ext state {st.state!r}"
                 await self.records.set_deployment(d.id, state="failed", cause=why,
                                                   audit_action="deploy_failed")
-                await self.target.detach()
+                await self._detach(req.policy, req.actor)
                 await self.restore_last_good(exclude=d.id)
                 raise DeployError(f"{req.policy} did not attach: {why}")
             await self.records.set_deployment(d.id, state="canary", baseline=base)
@@ -174,6 +188,11 @@ class Deployer:
             await asyncio.sleep(WATCH_INTERVAL_S if act.good else self.cfg.interval_s)
             # One request per sample: a loaded guest answers slowly.
             cur = await self.target.metrics()
+            if cur.uptime_s < prev.uptime_s:
+                # Booted again by a request of someone else's (a workload run that found
+                # the guest panicked): the scheduler went with the old one.
+                raise LabError(f"the target restarted (uptime {prev.uptime_s:.0f} s, then "
+                               f"{cur.uptime_s:.0f} s): what ran there is gone")
             sample = CanarySample(time.monotonic(), cur.state, cur.ops, cur.loader_alive,
                                   pressure(prev, cur))
             prev = cur
@@ -233,7 +252,7 @@ class Deployer:
                                           actor=actor,
                                           audit_action="rollback" if state == "rolled_back"
                                           else "stop")
-        await self.target.detach()
+        await self._detach(act.request.policy, actor)
 
     async def restore_last_good(self, exclude: int | None) -> Deployment | None:
         lg = await self.records.last_good()
@@ -246,18 +265,14 @@ class Deployer:
             return None
         req = DeployRequest(lg.policy, lg.params, Path(lg.object_path), lg.object_sha256,
                             lg.token, "daemon", "restore the last known good", lg.proposal_id)
-        d = await self.records.start_deployment(
-            proposal_id=lg.proposal_id, policy=lg.policy, params=lg.params,
-            object_sha256=lg.object_sha256, object_path=lg.object_path, token=lg.token,
-            target=self.target.name, actor="daemon", reason=req.reason)
-        st = await self._attach(d, SchedulerLoad(Path(lg.object_path), lg.params))
+        d, st = await self._start_and_attach(req)
         if st is None:
             return None
         if not st.attached:
             await self.records.set_deployment(d.id, state="failed",
                                               cause=st.loader_error[-600:] or st.state,
                                               audit_action="deploy_failed")
-            await self.target.detach()
+            await self._detach(lg.policy, "daemon")
             return None
         # It already proved itself: watched for ejection only, and it stays the last good.
         await self.records.set_deployment(d.id, state="good")
@@ -267,15 +282,33 @@ class Deployer:
         self.active.task = asyncio.create_task(self._watch(self.active))
         return d
 
-    async def _attach(self, d: Deployment, load: SchedulerLoad) -> SchedState | None:
-        """Attach ``load`` for the recorded deployment ``d``; None when the target itself
-        was lost meanwhile (a lab guest's kernel panic; the vm target boots it again), with
-        ``d`` recorded as failed: a rollback still completes and is announced."""
+    async def _start_and_attach(self, req: DeployRequest
+                                ) -> tuple[Deployment, SchedState | None]:
+        """Record a deployment of ``req`` and attach it. A target lost meanwhile (a lab
+        guest's kernel panic; the vm target boots it again) fails that deployment and the
+        next is tried in the fresh target: the lab's TCG fault strikes attaches at random
+        (README, "Guest panics"), a scheduler that kills its kernel does it every time.
+        The state is None when every try was lost: a rollback still completes."""
+        load = SchedulerLoad(req.object_path, req.params)
+        for _ in range(LAB_ATTEMPTS):
+            d = await self.records.start_deployment(
+                proposal_id=req.proposal_id, policy=req.policy, params=req.params,
+                object_sha256=req.object_sha256, object_path=str(req.object_path),
+                token=req.token, target=self.target.name, actor=req.actor, reason=req.reason)
+            try:
+                return d, await self.target.attach(load)
+            except LabError as exc:
+                await self._record_lost(d.id, exc)
+        return d, None
+
+    async def _detach(self, policy: str, actor: str) -> None:
+        """Back to the default scheduler. A target lost meanwhile (the vm target boots it
+        again) took the scheduler with it: recorded, not raised."""
         try:
-            return await self.target.attach(load)
+            await self.target.detach()
         except LabError as exc:
-            await self._record_lost(d.id, exc)
-            return None
+            await self.records.audit("target_lost", actor, policy,
+                                     f"while detaching: {exc}"[:600], {})
 
     async def _record_lost(self, did: int, exc: LabError, actor: str = "daemon") -> None:
         await self.records.set_deployment(did, state="failed", cause=f"target lost: {exc}"[:600],

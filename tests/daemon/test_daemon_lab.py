@@ -266,6 +266,17 @@ async def test_ejected_policy_is_detected_and_recorded(daemon: DaemonProcess) ->
     c.close()
 
 
+async def proposed(d: DaemonProcess, sig: Signals, after: float) -> dict[str, Any]:
+    """The episode's proposal; fails at once, with the daemon's log, on an episode that
+    ended without one."""
+    try:
+        name, payload = await sig.first(("ProposalCreated", "EpisodeFinished"), 420, after)
+    except TimeoutError:
+        pytest.fail(f"no proposal within 420 s; the daemon said:\n{d.tail()}")
+    assert name == "ProposalCreated", f"the episode ended: {payload}\n{d.tail()}"
+    return payload
+
+
 async def test_ask_mode_waits_then_deploys_on_approve_and_not_on_reject(
         daemon: DaemonProcess) -> None:
     c, sig = await connect(daemon)
@@ -273,7 +284,7 @@ async def test_ask_mode_waits_then_deploys_on_approve_and_not_on_reject(
     before = (await c.status())["active_policy"]
     t0 = time.monotonic()
     await c.tool("optimize", target="ask test", policy="vtime")
-    prop = await sig.wait("ProposalCreated", 420, after=t0)
+    prop = await proposed(daemon, sig, t0)
     await asyncio.sleep(3)  # nothing happens while the proposal waits
     st = await c.status()
     assert st["active_policy"] == before and st["pending_proposals"] == 1
@@ -286,7 +297,7 @@ async def test_ask_mode_waits_then_deploys_on_approve_and_not_on_reject(
 
     t1 = time.monotonic()
     await c.tool("optimize", target="ask test 2", policy="fifo")
-    prop2 = await sig.wait("ProposalCreated", 420, after=t1)
+    prop2 = await proposed(daemon, sig, t1)
     await c.call("Reject", "ss", prop2["id"], "not now")
     done = await sig.wait("EpisodeFinished", 60, after=t1)
     assert done["state"] == "no_change", done

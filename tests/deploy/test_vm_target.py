@@ -1,5 +1,7 @@
-"""The `vm` target on the real lab kernel: a guest that panics is booted again, once, and
-a deployer that loses it mid-rollback still completes the rollback."""
+"""The `vm` target on the real lab kernel: a guest that panics is booted again, once; a
+deployer that loses it while attaching tries once more in the fresh guest, a rollback
+that loses it at every try still completes, and a canary notices a reboot it did not
+cause."""
 
 from __future__ import annotations
 
@@ -11,12 +13,13 @@ import pytest
 
 from schedcpd.bpf.scheduler import prepare_policy
 from schedcpd.config import CanaryConfig
-from schedcpd.daemon.records import DaemonRecords, Deployment
+from schedcpd.daemon.records import DaemonRecords
 from schedcpd.deploy.deployer import Deployer, DeployError, DeployRequest
 from schedcpd.deploy.vm import VMTarget
 from schedcpd.lab.job import SchedulerLoad
 from schedcpd.lab.result import SchedState
 from schedcpd.lab.session import SessionError
+from schedcpd.lab.vm import LAB_ATTEMPTS
 from schedcpd.store import Store
 from tests.support.daemon import wait_for
 from tests.support.processes import lab_processes
@@ -44,14 +47,15 @@ async def test_a_panicked_guest_is_booted_again_once(caplog: pytest.LogCaptureFi
 
 
 class PanicsAtNextAttach(VMTarget):
-    """The real vm target, with a real guest kernel panic (sysrq) injected at the next
-    attach: the moment the lab's own TCG fault (README, "Guest panics") may strike."""
+    """The real vm target, with real guest kernel panics (sysrq) injected at the next
+    ``panics`` attaches: the moment the lab's own TCG fault (README, "Guest panics") may
+    strike."""
 
-    panic_next = False
+    panics = 0
 
     async def attach(self, load: SchedulerLoad) -> SchedState:
-        if self.panic_next:
-            self.panic_next = False
+        if self.panics:
+            self.panics -= 1
             await self.run("echo c > /proc/sysrq-trigger", 20)  # raises once rebooted
         return await super().attach(load)
 
@@ -60,17 +64,6 @@ def request(policy: str, tmp_path: Path) -> DeployRequest:
     load = prepare_policy(policy, {}, tmp_path / policy)
     return DeployRequest(policy, {}, load.object_path, "sha-" + policy, "token", "test",
                          "test", judge_metric=False)
-
-
-async def deploy_through_lab_faults(dep: Deployer, req: DeployRequest) -> Deployment:
-    """The lab's own TCG panic may strike any attach (README, "Guest panics"); the deployer
-    then refuses with a lost target. For a step that only sets the scene, once more."""
-    try:
-        return await dep.deploy(req)
-    except DeployError as exc:
-        if "target was lost" not in str(exc):
-            raise
-        return await dep.deploy(req)
 
 
 async def test_losing_the_guest_mid_attach_is_recorded_and_rolled_back(
@@ -83,37 +76,64 @@ async def test_losing_the_guest_mid_attach_is_recorded_and_rolled_back(
     try:
         dep = Deployer(target, records, CanaryConfig(window_s=1.0, interval_s=0.5),
                        lambda *_: None, lambda name, payload: signals.append((name, payload)))
-        good = await deploy_through_lab_faults(dep, request("fifo", tmp_path))
+        good = await dep.deploy(request("fifo", tmp_path))
 
         async def became_good() -> bool | None:
             lg = await records.last_good()
             return True if lg is not None and lg.id == good.id else None
         await wait_for(became_good, 60, 0.2)
-        bad = await deploy_through_lab_faults(dep, request("vtime", tmp_path))
-        lost_before = len(await records.audit_log(action="target_lost"))
-        target.panic_next = True
+        bad = await dep.deploy(request("vtime", tmp_path))
+        lost = len(await records.audit_log(action="target_lost"))
+        # Lost at every try of the restore: the rollback still completes, to the default.
+        target.panics = LAB_ATTEMPTS
         assert await dep.rollback("test: back to the last good", "tester") is None
         name, said = signals[-1]
         assert name == "RolledBack" and (said["from"], said["to"]) == ("vtime", "default")
         was = await records.deployment(bad.id)
         assert was is not None and was.state == "rolled_back"
-        restore = (await records.deployments())[0]
-        assert (restore.policy, restore.state) == ("fifo", "failed")
-        assert restore.cause.startswith("target lost:") and "panicked" in restore.cause
+        tries = (await records.deployments())[:LAB_ATTEMPTS]
+        assert [(d.policy, d.state) for d in tries] == [("fifo", "failed")] * LAB_ATTEMPTS
+        assert all(d.cause.startswith("target lost:") and "panicked" in d.cause
+                   for d in tries)
         lg = await records.last_good()  # the guest's fault, not fifo's: it stays good
         assert lg is not None and lg.id == good.id
-        assert len(await records.audit_log(action="target_lost")) == lost_before + 1
+        assert len(await records.audit_log(action="target_lost")) == lost + LAB_ATTEMPTS
         r = await target.run("cat /sys/kernel/sched_ext/state", 10)
         assert r.stdout.strip() == "disabled"  # the fresh guest runs the default scheduler
         assert dep.active is None
-        # Lost while attaching a new one: refused, recorded, and the last good is back.
-        target.panic_next = True
-        with pytest.raises(DeployError, match="target was lost while attaching"):
-            await dep.deploy(request("vtime", tmp_path))
-        back, lost = (await records.deployments())[:2]
-        assert (lost.policy, lost.state) == ("vtime", "failed")
-        assert (back.policy, back.state) == ("fifo", "good")
-        assert (await target.sched_state()).ops == "schedcp_fifo"
+        # Lost once while attaching a new one: attached again in the fresh guest.
+        target.panics = 1
+        again = await dep.deploy(request("vtime", tmp_path))
+        first = (await records.deployments())[1]
+        assert (first.policy, first.state) == ("vtime", "failed") and again.id > first.id
+        assert (await target.sched_state()).ops == "schedcp_vtime"
+
+        async def vtime_good() -> bool | None:
+            lg = await records.last_good()
+            return True if lg is not None and lg.id == again.id else None
+        await wait_for(vtime_good, 60, 0.2)
+        # Lost at every try: refused, recorded, and the last good is back.
+        target.panics = LAB_ATTEMPTS
+        with pytest.raises(DeployError, match=f"lost while attaching, {LAB_ATTEMPTS} times"):
+            await dep.deploy(request("fifo", tmp_path))
+        back, *lost_ones = (await records.deployments())[:LAB_ATTEMPTS + 1]
+        assert [(d.policy, d.state) for d in lost_ones] == [("fifo", "failed")] * LAB_ATTEMPTS
+        assert (back.policy, back.state) == ("vtime", "good")
+        assert (await target.sched_state()).ops == "schedcp_vtime"
+        # Lost under someone else's request (a workload that found the guest panicked):
+        # the canary sees the uptime gone back and records the scheduler as lost.
+        n = len(signals)
+        with pytest.raises(SessionError, match="booted again"):
+            await target.run("echo c > /proc/sysrq-trigger", 20)
+
+        async def rolled_back() -> dict[str, Any] | None:
+            return next((p for name, p in signals[n:] if name == "RolledBack"), None)
+        said = await wait_for(rolled_back, 30, 0.2)
+        assert (said["cause"], said["from"]) == ("target_lost", "vtime"), said
+        assert "the target restarted" in said["reason"]
+        gone = await records.deployment(back.id)
+        assert gone is not None and gone.state == "failed"
+        assert dep.active is None
     finally:
         await target.close()
         await store.close()

@@ -101,3 +101,11 @@ class Signals:
             return next((p for t, n, p in self.seen if n == name and t >= after), None)
         res: dict[str, Any] = await wait_for(found, timeout_s, 0.2)
         return res
+
+    async def first(self, names: tuple[str, ...], timeout_s: float, after: float = 0.0
+                    ) -> tuple[str, dict[str, Any]]:
+        """The first of ``names`` seen since ``after``: a wait that also ends on failure."""
+        async def found() -> tuple[str, dict[str, Any]] | None:
+            return next(((n, p) for t, n, p in self.seen if n in names and t >= after), None)
+        res: tuple[str, dict[str, Any]] = await wait_for(found, timeout_s, 0.2)
+        return res

@@ -1,4 +1,5 @@
-"""Judging the mixed workload's reports: starvation by gaps and by a late first run."""
+"""Judging the mixed workload's reports: starvation by gaps, by a late first run and by a
+niced hog's share of the work."""
 
 from __future__ import annotations
 
@@ -38,6 +39,22 @@ def test_long_gaps_are_starvation_for_hogs_and_latency_for_sleepers() -> None:
     assert checks(gappy) == ["starvation"]
     slow = FAIR.replace("sleeper sleeper 60 20 2", "sleeper sleeper 10 230 2")
     assert checks(slow) == ["latency"]
+
+
+def test_a_niced_hog_that_runs_only_in_moments_is_starved_without_a_long_gap() -> None:
+    # Counts as in the lab under a strict-priority scheduler (CI saw it pass by gaps alone).
+    scraps = FAIR.replace("hog niced 300 30 9", "hog niced 14 240 9")
+    found = judge_mixed(parse_parts(scraps), QUICK)
+    assert [f.check for f in found] == ["starvation"]
+    assert "the niced (nice 5) hog did 14 units of work, 0.016 of an equal hog's" \
+        in found[0].message
+    # Its weight's third of the work, or a third of that, is no starvation.
+    assert checks(FAIR.replace("hog niced 300 30 9", "hog niced 100 30 9")) == []
+
+
+def test_a_starved_niced_hog_is_reported_once() -> None:
+    both = FAIR.replace("hog niced 300 30 9", "hog niced 14 400 9")
+    assert checks(both) == ["starvation"]
 
 
 def test_missing_parts_and_malformed_lines() -> None:
