@@ -18,6 +18,12 @@ log = logging.getLogger("schedcpd.deploy")
 class VMTarget(LabSession):
     name = "vm"
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Held across a request and the reboot after its panic: the canary's next sample
+        # must not read the control port while the new guest's boot is read from it.
+        self._gate = asyncio.Lock()
+
     async def start(self) -> None:
         from schedcpd.deploy.target import TargetError
 
@@ -26,12 +32,6 @@ class VMTarget(LabSession):
         except LabError as exc:
             await self.close()
             raise TargetError(f"the lab guest did not start: {exc}") from exc
-
-    def __init__(self) -> None:
-        super().__init__()
-        # Held across a request and the reboot after its panic: the canary's next sample
-        # must not read the control port while the new guest's boot is read from it.
-        self._gate = asyncio.Lock()
 
     async def request(self, verb: str, *args: str, timeout_s: float = 60.0) -> dict[str, str]:
         """A guest that panicked is booted again at once; the caller still sees the error

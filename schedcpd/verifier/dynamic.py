@@ -3,7 +3,8 @@
 Correctness, in one mixed workload under the scheduler: equal CPU hogs, a niced hog, a
 hog pinned to one CPU, a sleeper and a stream of short processes, all for a fixed time.
 Each task records the longest time it went without running (starvation), the hogs' work
-counts give their shares (fairness), the workload must finish in time (completion) and
+counts give their shares (fairness among equals; a niced hog doing next to nothing is
+starvation too), the workload must finish in time (completion) and
 the kernel must not have ejected the scheduler (watchdog, scx_bpf_error, affinity).
 
 Performance: the target workload timed under the scheduler and under the kernel's own
