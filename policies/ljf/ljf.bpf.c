@@ -11,7 +11,8 @@
  * long_cgroups, or when it has used more than long_after_ms of CPU. Long tasks and short
  * tasks each queue in arrival order (long ones take turns, a long slice each). While short work is
  * waiting, long tasks hold at most nr_cpus - reserve_cpus CPUs, so short jobs always
- * progress; neither queue waits longer than starve_ms.
+ * progress; neither queue waits longer than starve_ms. A long task that wakes while every
+ * CPU is busy takes one from a short task (wake_preempt).
  */
 #include <schedcp/scx.bpf.h>
 #include <schedcp/primitives/task_ctx.h>
@@ -19,6 +20,7 @@
 #include <schedcp/primitives/comm.h>
 #include <schedcp/primitives/cgroup.h>
 #include <schedcp/primitives/dsq.h>
+#include <schedcp/primitives/idle.h>
 
 char _license[] SEC("license") = "GPL";
 
@@ -29,6 +31,7 @@ const volatile u64 slice_us = 20000;
 const volatile u64 long_slice_us = 200000;
 const volatile u32 reserve_cpus = 1;
 const volatile u64 starve_ms = 500;
+const volatile bool wake_preempt = true;
 
 #define LONG_DSQ 0
 #define SHORT_DSQ 1
@@ -42,6 +45,14 @@ SCHEDCP_TASK_CTX(struct task_ctx)
 
 /* CPUs running a long task now; short work keeps the others while it waits. */
 static s32 nr_long_running;
+
+/* Per CPU: is a short task running there (a CPU a waking long task may take)? */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, bool);
+} short_running SEC(".maps");
 static u64 short_served_ns;
 static u64 long_served_ns;
 
@@ -61,6 +72,38 @@ static u32 long_cap(void)
 	u32 nr = scx_bpf_nr_cpu_ids();
 
 	return nr > reserve_cpus ? nr - reserve_cpus : 1;
+}
+
+static bool runs_short(s32 cpu)
+{
+	u32 zero = 0;
+	bool *s = bpf_map_lookup_percpu_elem(&short_running, &zero, cpu);
+
+	return s && *s;
+}
+
+/*
+ * A long job that reads or writes sleeps and wakes again and again. Waiting out a short
+ * task's slice at every wakeup would starve it of the CPU it is owed and make it the last
+ * job to finish, so it takes a CPU from a short task: its own CPU first, for its cache.
+ */
+static void preempt_for_long(struct task_struct *p)
+{
+	s32 prev = scx_bpf_task_cpu(p);
+	u32 nr = scx_bpf_nr_cpu_ids();
+
+	if (nr_long_running >= (s32)long_cap())
+		return;
+	if (runs_short(prev)) {
+		scx_bpf_kick_cpu(prev, SCX_KICK_PREEMPT);
+		return;
+	}
+	for (u32 cpu = 0; cpu < SCHEDCP_MAX_CPUS && cpu < nr; cpu++) {
+		if (bpf_cpumask_test_cpu(cpu, p->cpus_ptr) && runs_short(cpu)) {
+			scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+			return;
+		}
+	}
 }
 
 /* An idle CPU takes a waking short task directly; long tasks go through the queue. */
@@ -85,6 +128,8 @@ void BPF_STRUCT_OPS(ljf_enqueue, struct task_struct *p, u64 enq_flags)
 		/* Wake an idle CPU for it: otherwise it waits for a busy CPU's slice to end. */
 		if (cpu >= 0)
 			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		else if (wake_preempt && (enq_flags & SCX_ENQ_WAKEUP))
+			preempt_for_long(p);
 		return;
 	}
 	scx_bpf_dsq_insert(p, SHORT_DSQ, slice_us * NSEC_PER_USEC, enq_flags);
@@ -141,7 +186,11 @@ void BPF_STRUCT_OPS(ljf_dispatch, s32 cpu, struct task_struct *prev)
 void BPF_STRUCT_OPS(ljf_running, struct task_struct *p)
 {
 	struct task_ctx *tctx = task_ctx(p);
+	u32 zero = 0;
+	bool *short_now = bpf_map_lookup_elem(&short_running, &zero);
 
+	if (short_now)
+		*short_now = !(tctx && tctx->is_long);
 	if (!tctx)
 		return;
 	schedcp_rt_running(&tctx->rt, bpf_ktime_get_ns());
@@ -152,7 +201,11 @@ void BPF_STRUCT_OPS(ljf_running, struct task_struct *p)
 void BPF_STRUCT_OPS(ljf_stopping, struct task_struct *p, bool runnable)
 {
 	struct task_ctx *tctx = task_ctx(p);
+	u32 zero = 0;
+	bool *short_now = bpf_map_lookup_elem(&short_running, &zero);
 
+	if (short_now)
+		*short_now = false;
 	if (!tctx)
 		return;
 	schedcp_rt_stopping(&tctx->rt, bpf_ktime_get_ns(), runnable, 3);

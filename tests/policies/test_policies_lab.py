@@ -3,6 +3,9 @@
 One boot runs them all as steps (a boot costs more than a step under TCG): each step
 attaches the policy, runs the mixed workload (CPU hogs, sleepers waking 100 times a
 second, a fork storm) to completion and detaches. Nothing may stall or be ejected.
+
+The same boot measures one policy behaviour that mixed cannot show: ljf's wake preemption,
+which keeps a long job that sleeps often (as one that reads files does) on a CPU.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 
 import pytest
 
-from schedcpd.bpf.policy import load_library
+from schedcpd.bpf.policy import find_policy, load_library
 from schedcpd.bpf.scheduler import prepare
 from schedcpd.lab import GuestResult, Step, run_steps, workloads
 from tests.policies.conftest import param_sets
@@ -19,6 +22,30 @@ from tests.policies.conftest import param_sets
 pytestmark = pytest.mark.lab
 
 CASES = [(spec.name, label) for spec in load_library() for label in param_sets(spec)]
+
+# A long job (comm iolong) that works 0.5 ms and sleeps 1 ms, for 4 s, beside three CPU
+# hogs on the two vCPUs: no CPU is ever idle when it wakes. It prints how many bursts it
+# did. Hogs stay short (long_after_ms=0): only the named job is long.
+IOLONG_PY = """
+import time
+end = time.monotonic() + 4
+n = 0
+while time.monotonic() < end:
+    stop = time.thread_time() + 0.0005
+    while time.thread_time() < stop:
+        pass
+    n += 1
+    time.sleep(0.001)
+print(f"@iolong bursts={n}")
+"""
+IOLONG_SH = f"""ln -sf "$(command -v python3)" /tmp/iolong
+pids=""
+for i in 1 2 3; do (while :; do :; done) & pids="$pids $!"; done
+/tmp/iolong -c '{IOLONG_PY}'
+rc=$?
+kill $pids
+exit $rc"""
+WAKE = {"on": True, "off": False}
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +57,10 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], G
         for label, params in param_sets(spec).items():
             load = prepare(spec, params, out / f"{spec.name}-{label}")
             steps[(spec.name, label)] = mixed.step(load)
+    for label, on in WAKE.items():
+        params = {"long_comms": "iolong", "long_after_ms": 0, "wake_preempt": on}
+        load = prepare(find_policy("ljf"), params, out / f"ljf-wake-{label}")
+        steps[("ljf-wake", label)] = Step(IOLONG_SH, 60.0, load)
     got = asyncio.run(run_steps(list(steps.values())))
     return dict(zip(steps, got, strict=True))
 
@@ -49,3 +80,14 @@ def test_policy_runs_mixed_workload_and_detaches_cleanly(
     assert not r.ejected
     assert not any("stall" in ln for ln in r.dmesg_sched_ext), r.dmesg_sched_ext
     assert r.state_after == "disabled"
+
+
+def test_ljf_wake_preemption_keeps_a_sleepy_long_job_running(
+        results: dict[tuple[str, str], GuestResult]) -> None:
+    """Without it, the long job waits out a hog's 20 ms slice at every wakeup."""
+    bursts = {}
+    for label in WAKE:
+        r = results[("ljf-wake", label)]
+        assert r.attached and r.ok and not r.ejected, (label, r.summary(), r.stderr[-1000:])
+        bursts[label] = workloads.details(r.stdout)["bursts"]
+    assert bursts["on"] > 2 * bursts["off"], bursts
