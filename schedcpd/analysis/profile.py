@@ -110,7 +110,7 @@ def from_run(out: Mapping[str, Any], goals: tuple[str, ...] = ()) -> WorkloadPro
     if isinstance(long_comm, str) and isinstance(ex.get("long_share"), int | float):
         chars["exits_long_comm"] = long_comm
         chars["exits_long_share"] = float(ex["long_share"])
-        desc += (f"; long tail: one process ({long_comm}) did {ex['long_share']:.0%} of the "
-                 f"CPU work of {ex['busy']} processes")
+        desc += (f"; long tail: one job ({long_comm}) did {ex['long_share']:.0%} of the "
+                 f"CPU work of {ex.get('jobs', ex['busy'])} jobs")
     return WorkloadProfile(description=desc, characteristics=chars, goals=prof.goals,
                            fingerprint=prof.fingerprint)

@@ -4,6 +4,7 @@ processes, the kernel's own acct(2) records."""
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +42,20 @@ def test_one_long_job_among_short_ones_is_measured_not_guessed() -> None:
     assert summary["busy"] >= 6 and summary["long_share"] > 0.5
 
 
+def test_a_long_job_that_is_a_pipeline_is_one_job(tmp_path: Path) -> None:
+    # Four processes of 2.5 units in the long job, eight short jobs of one unit: no process
+    # does a quarter of the work alone, the long job does more than half of it.
+    (tmp_path / "longjob").symlink_to("/bin/sh")
+    (tmp_path / "long.sh").write_text(
+        f"for k in 1 2 3 4; do {tmp_path}/longjob -c '{SPIN.format(n=250000)}' & done; wait\n")
+    unit = SPIN.format(n=100000)
+    batch = " ".join(f"(sh -c '{unit}') &" for _ in range(8)) + f" sh {tmp_path}/long.sh & wait"
+    rc, summary = exits.run(["sh", "-c", batch])
+    assert rc == 0 and summary["jobs"] >= 9, summary
+    assert summary["top"][0]["cpu_s"] < 0.25 * summary["cpu_total_s"], summary
+    assert summary["long_comm"] == "longjob" and summary["long_share"] > 0.4, summary
+
+
 def test_equal_workers_are_no_long_tail() -> None:
     rc, summary = exits.run(["sh", "-c", EQUAL])
     assert rc == 0 and summary["busy"] >= 6
@@ -50,7 +65,7 @@ def test_equal_workers_are_no_long_tail() -> None:
 def test_a_run_profile_says_long_tail_in_its_description() -> None:
     out = run_profile(["sh", "-c", long_tail()], 0.3)
     prof = from_run(out, ("minimise makespan",))
-    assert "long tail: one process (longjob)" in prof.description
+    assert "long tail: one job (longjob)" in prof.description
     assert prof.characteristics["exits_long_comm"] == "longjob"
     assert prof.goals == ("minimise makespan",) and prof.fingerprint
 

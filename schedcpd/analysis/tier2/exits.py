@@ -79,9 +79,31 @@ def descendants(exits: list[Exit], root: int) -> list[Exit]:
     return mine
 
 
+def jobs(exits: list[Exit]) -> list[list[Exit]]:
+    """The records grouped by job: one job per child of the process that started the most
+    (a batch driver's tasks, each with whatever it ran: ``sh -c 'sort | uniq -c'`` is one
+    job of three processes); a record outside that tree is a job of its own. The driver's
+    own record is left out: starting and reaping the jobs is not one of them (a Python
+    batch runner under TCG does a tenth of the batch's CPU work)."""
+    children: dict[int, int] = {}
+    for e in exits:
+        children[e.ppid] = children.get(e.ppid, 0) + 1
+    parent = {e.pid: e.ppid for e in exits}
+    driver = max(children, key=lambda p: children[p], default=0)
+    groups: dict[int, list[Exit]] = {}
+    for e in exits:
+        if e.pid == driver:
+            continue
+        head, seen = e.pid, 0
+        while parent.get(head) not in (driver, None) and seen < 64:
+            head, seen = parent[head], seen + 1
+        groups.setdefault(head if parent.get(head) == driver else e.pid, []).append(e)
+    return list(groups.values())
+
+
 def summarize(exits: list[Exit]) -> dict[str, Any]:
     """The work's shape in a few numbers: how many processes, how their CPU time spreads,
-    and whether one long job stands out (``long_comm``)."""
+    and whether one long job stands out (``long_comm``: its busiest process's name)."""
     busy = sorted((e for e in exits if e.cpu_s > 0), key=lambda e: -e.cpu_s)
     total = sum(e.cpu_s for e in busy)
     cpus = sorted(e.cpu_s for e in busy)
@@ -91,11 +113,16 @@ def summarize(exits: list[Exit]) -> dict[str, Any]:
                            "cpu_p50_s": round(cpus[len(cpus) // 2], 3) if cpus else 0.0,
                            "top": [{"comm": e.comm, "cpu_s": round(e.cpu_s, 2),
                                     "elapsed_s": round(e.elapsed_s, 2)} for e in busy[:TOP]]}
-    # One long job: it did a quarter of all the work, at least twice the next one, among
-    # at least five other processes that did some.
-    if len(busy) >= 6 and busy[0].cpu_s >= 0.25 * total and busy[0].cpu_s >= 2 * busy[1].cpu_s:
-        out["long_comm"] = busy[0].comm
-        out["long_share"] = round(busy[0].cpu_s / total, 3)
+    work = sorted(((sum(e.cpu_s for e in j), j) for j in jobs(exits)
+                   if any(e.cpu_s > 0 for e in j)), key=lambda w: -w[0])
+    out["jobs"] = len(work)
+    jobs_cpu = sum(w[0] for w in work)
+    # One long job: it did a quarter of the jobs' work, at least twice the next one, among
+    # at least five other jobs that did some. Jobs, not processes: a task that is a
+    # pipeline spreads its work over several.
+    if len(work) >= 6 and work[0][0] >= 0.25 * jobs_cpu and work[0][0] >= 2 * work[1][0]:
+        out["long_comm"] = max(work[0][1], key=lambda e: e.cpu_s).comm
+        out["long_share"] = round(work[0][0] / jobs_cpu, 3)
     return out
 
 
