@@ -301,7 +301,7 @@ class ToolWorkload:
     description: str
     unit: int  # a short task's input size, in the generator's unit
     factor: int  # the long task's input is this many units: sized so that, in the lab
-    # guest, the long task does about 20 times a short one's CPU work (a third of the total)
+    # guest, the long task does about 16 times a short one's CPU work (29 % of the batch)
     generate: Callable[[Path, list[int]], None]  # (directory, input size of each task)
     task: Callable[[str, str], str]  # (program path, input dir) -> one task's shell command;
     # the runner replaces @N with the task's index and sets $OUT to its output directory
@@ -336,7 +336,7 @@ SUITE: tuple[ToolWorkload, ...] = (
                  lambda prog, d: (f"cd {_q(d)} && {_q(prog)} -B -m unittest -q test_m@N "
                                   ">\"$OUT/@N.log\" 2>&1")),
     ToolWorkload("lt-gitadd", "git", "git add -A of 39 trees of files and one large one",
-                 8, 300, gen_gitadd,
+                 8, 520, gen_gitadd,
                  # One exec per task, like the others: a read-only bare skeleton with the
                  # index and the objects in the task's own output directory.
                  lambda prog, d: ("GIT_INDEX_FILE=\"$OUT/@N/index\" "
@@ -349,7 +349,7 @@ SUITE: tuple[ToolWorkload, ...] = (
                  lambda prog, d: f"{_q(prog)} {_q(d)}/in@N/* >\"$OUT/@N.sum\""),
     ToolWorkload("lt-hotkeys", "sort",
                  "sort | uniq -c: per-key counts of 39 key files and one large one",
-                 10_000, 270, gen_hotkeys,
+                 10_000, 320, gen_hotkeys,
                  lambda prog, d: (f"{_q(prog)} --parallel=1 -S 400M {_q(d)}/in@N.txt | "
                                   "uniq -c >\"$OUT/@N.counts\"")),
     ToolWorkload("lt-logs", "awk", "awk summary of 39 access logs and one large one",
