@@ -9,7 +9,8 @@ the kernel must not have ejected the scheduler (watchdog, scx_bpf_error, affinit
 
 Performance: the target workload timed under the scheduler and under the kernel's own
 EEVDF, interleaved (ABBA) and compared with a bootstrap interval
-(schedcpd.analysis.stats.compare): clearly worse fails, never passes as better.
+(schedcpd.analysis.stats.compare): clearly worse, confirmed by as many rounds again,
+fails; never passes as better.
 """
 
 from __future__ import annotations
@@ -282,34 +283,51 @@ async def _timed(session: LabSession, command: str, timeout_s: float) -> float |
     return r.wall_s if r.exit_status == 0 else None
 
 
-async def run_perf(session: LabSession, load: SchedulerLoad, s: DynamicSettings
-                   ) -> tuple[list[Finding], dict[str, Any]]:
-    wl = workload(s.workload)
-    cmd, limit = wl.command(s.perf_scale), 30.0 * s.perf_scale + 30
-    base: list[float] = []
-    cand: list[float] = []
-    for rnd in range(s.perf_rounds):
+async def _perf_rounds(session: LabSession, load: SchedulerLoad, wl: Workload, rounds: int,
+                       scale: int, base: list[float], cand: list[float]) -> Finding | None:
+    """``rounds`` more rounds into ``base`` and ``cand``; a finding if a run failed."""
+    cmd, limit = wl.command(scale), 30.0 * scale + 30
+    for rnd in range(len(base), len(base) + rounds):
         # ABBA: alternate which side runs first, so drift in the guest hits both alike.
         for side in ("base", "cand") if rnd % 2 == 0 else ("cand", "base"):
             if side == "base":
                 t = await _timed(session, cmd, limit)
                 if t is None:
-                    return [finding(f"the '{wl.name}' workload failed under EEVDF",
-                                    check="performance")], {}
+                    return finding(f"the '{wl.name}' workload failed under EEVDF",
+                                   check="performance")
                 base.append(t)
                 continue
             st = await session.attach(load)
             if not st.attached:
-                return [finding("the scheduler did not attach again for the performance runs: "
-                                + (st.loader_error[-300:] or st.state), check="performance")], {}
+                return finding("the scheduler did not attach again for the performance runs: "
+                               + (st.loader_error[-300:] or st.state), check="performance")
             t = await _timed(session, cmd, limit)
             st = await session.detach()
             bad = ejection_after_detach(st, f"during the '{wl.name}' performance run")
             if bad or t is None:
-                return [bad or finding(f"the '{wl.name}' workload failed under the scheduler",
-                                       check="performance")], {}
+                return bad or finding(f"the '{wl.name}' workload failed under the scheduler",
+                                      check="performance")
             cand.append(t)
+    return None
+
+
+async def run_perf(session: LabSession, load: SchedulerLoad, s: DynamicSettings
+                   ) -> tuple[list[Finding], dict[str, Any]]:
+    """The workload under EEVDF and under the scheduler, interleaved. A verdict of clearly
+    worse is confirmed by as many rounds again and judged on all of them: with two runs a
+    side, one run that a busy host slowed (seen: 1.30x for a policy at 1.02x over many
+    rounds) is enough for a bootstrap interval to exclude 1."""
+    wl = workload(s.workload)
+    base: list[float] = []
+    cand: list[float] = []
+    if bad := await _perf_rounds(session, load, wl, s.perf_rounds, s.perf_scale, base, cand):
+        return [bad], {}
     found, cmp = judge_perf(base, cand, wl, s)
+    if cmp and any(f.severity == ERROR for f in found):
+        if bad := await _perf_rounds(session, load, wl, s.perf_rounds, s.perf_scale, base,
+                                     cand):
+            return [bad], {}
+        found, cmp = judge_perf(base, cand, wl, s)
     return found, {"workload": wl.name, "baseline_s": base, "candidate_s": cand, **cmp}
 
 

@@ -147,12 +147,16 @@ def test_random_damage_to_a_bundle_is_refused_or_imported_whole(
         except BundleError as exc:
             event("refused")
             assert str(exc)
-            assert loop.run_until_complete(table_dump(dst["store"])) == dst["empty"]
+            after = loop.run_until_complete(table_dump(dst["store"]))
+            if after != dst["empty"]:
+                fresh_destination()  # the next example must not inherit this one's failure
+            assert after == dst["empty"]
             return
-        event("imported")
         # Damage that left a valid bundle (a changed description, say) is imported whole.
-        assert sorted(rep.added) == ["fifo_tuned", "fifo_tuned2"] and rep.runs == 2
+        event("imported")
         fresh_destination()
+        assert sorted(rep.added) == sorted(p["name"] for p in b["policies"])
+        assert rep.runs == len(b["runs"])
 
     try:
         check()

@@ -68,7 +68,9 @@ def test_every_library_policy_passes(verdicts: dict[str, Verdict], policy: str) 
     assert [s.stage for s in v.stages] == ["static", "kernel", "dynamic"]
     assert v.policy == policy and v.kernel_release
     perf = v.stage("dynamic").details["performance"]  # type: ignore[union-attr]
-    assert len(perf["baseline_s"]) == len(perf["candidate_s"]) == QUICK.perf_rounds
+    # Clearly worse after the configured rounds is confirmed by as many again.
+    assert len(perf["baseline_s"]) == len(perf["candidate_s"])
+    assert len(perf["baseline_s"]) in (QUICK.perf_rounds, 2 * QUICK.perf_rounds)
     assert v.token and Path(v.object_path).is_file()
 
 
