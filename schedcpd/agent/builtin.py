@@ -27,6 +27,7 @@ from schedcpd.agent.bandit import MIN_SCORE, PRIOR_GAIN, ArmKey, ArmStats, Score
 from schedcpd.agent.record import REJECTED, Attempt, EpisodeRecord, PlanChoice
 from schedcpd.agent.rules import Candidate, Library, Params, candidates
 from schedcpd.agent.shape import Shape
+from schedcpd.analysis.measure import GOAL_OF
 from schedcpd.analysis.profile import ProfileError, WorkloadProfile
 from schedcpd.repository import (
     Antipattern,
@@ -65,17 +66,34 @@ class Evidence:
     history: Mapping[ArmKey, ArmStats] = field(default_factory=dict)  # measured on this one
 
 
+# The same work done sooner is more of it per second: these goals share their evidence.
+KINDRED_GOALS = {"maximise throughput": "minimise makespan"}
+
+
+def serves(metric: str, goals: Sequence[str]) -> bool:
+    """Whether a gain measured on ``metric`` is evidence for a workload with ``goals``: a
+    shorter makespan says nothing about p99 wakeups. Metrics of no known goal count."""
+    goal = GOAL_OF.get(metric)
+    if not goals or goal is None:
+        return True
+    return KINDRED_GOALS.get(goal, goal) in {KINDRED_GOALS.get(g, g) for g in goals}
+
+
 def evidence_from(recs: Sequence[Recommendation], antis: Sequence[Antipattern],
-                  runs: Iterable[HistoryRecord], fingerprint: str) -> Evidence:
+                  runs: Iterable[HistoryRecord], fingerprint: str,
+                  goals: Sequence[str] = ()) -> Evidence:
     recommended: dict[ArmKey, float] = {}
     for r in recs:
+        if not serves(r.metric, goals):
+            continue
         key = arm_key(r.policy, r.params)
         recommended[key] = max(recommended.get(key, 0.0), r.gain * r.similarity)
     excluded = {arm_key(a.policy, a.params): f"{a.outcome} {a.count}x on a similar workload"
                 for a in antis}
     history: dict[ArmKey, ArmStats] = {}
     for run in runs:
-        if run.profile_fingerprint == fingerprint and run.gain is not None:
+        if (run.profile_fingerprint == fingerprint and run.gain is not None
+                and serves(run.metric, goals)):
             key = arm_key(run.policy, run.params)
             history[key] = history.get(key, ArmStats()).add(run.gain)
     return Evidence(recommended, excluded, history)
@@ -222,7 +240,7 @@ class BuiltinPlanner:
         recs = await repo.best_for(profile, k=20)
         antis = await repo.antipatterns(profile)
         return evidence_from(recs, antis, await self.runs_here(repo, profile.fingerprint),
-                             profile.fingerprint)
+                             profile.fingerprint, profile.goals)
 
     @staticmethod
     async def runs_here(repo: Repository, fingerprint: str,

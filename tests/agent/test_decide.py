@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from schedcpd.agent.bandit import ArmStats, arm_key, stats_from
-from schedcpd.agent.builtin import Evidence, decide, explain
+from schedcpd.agent.builtin import Evidence, decide, explain, serves
 from schedcpd.agent.shape import Shape
 from schedcpd.analysis.profile import WorkloadProfile
 from tests.agent import profiles as P
@@ -164,3 +164,13 @@ def test_learned_params_the_library_no_longer_accepts_are_dropped() -> None:
 def test_the_same_evidence_gives_the_same_plan() -> None:
     ev = Evidence(history=stats_from([(arm_key("batch", {}), 0.1)]))
     assert decide(P.build(), LIB, ev) == decide(P.build(), LIB, ev)
+
+
+def test_evidence_serves_the_goals_it_was_measured_for() -> None:
+    assert serves("makespan_s", ("minimise makespan",))
+    assert serves("build_s", ("maximise throughput",))  # the same work, sooner
+    assert not serves("makespan_s", ("p99 wakeup latency",))
+    assert not serves("p99_wakeup_us", ("minimise makespan", "energy"))
+    assert serves("p99_wakeup_us", ("energy", "p99 wakeup latency"))
+    assert serves("frames_per_s", ("p99 wakeup latency",))  # no known goal: it counts
+    assert serves("makespan_s", ())  # no goal stated: everything counts

@@ -64,6 +64,24 @@ async def test_gains_on_a_similar_workload_are_used(repo: Repository) -> None:
     assert "similar workloads gained" in plan.rationale
 
 
+async def test_a_gain_counts_only_for_the_goal_it_was_measured_on(repo: Repository) -> None:
+    # What vtime did to the fair pair's makespan says nothing about wake-ups: a latency
+    # goal on its twin gets the latency rule's policy until a p99 gain is on record.
+    other = P.fair_pair()
+    twin = P.tier1_profile([("solver", 0.97, "cpu-bound"), ("encode", 0.99, "cpu-bound")],
+                           runnable=2, goals=("p99 wakeup latency",))
+    planner = BuiltinPlanner.with_repository(repo)
+    await repo.record_run("vtime", {"slice_us": 5000}, other, BETTER)
+    plan = await planner.plan("system", {"profile": twin})
+    assert plan is not None and plan.policy == "interactive", plan
+    p99 = Measurement("p99_wakeup_us", True, baseline=900.0, value=600.0, ci_low=0.6,
+                      ci_high=0.75, samples=8)
+    await repo.record_run("vtime", {"slice_us": 5000}, other, p99)
+    plan = await planner.plan("system", {"profile": twin})
+    assert plan is not None and (plan.policy, plan.params) == ("vtime", {"slice_us": 5000})
+    assert "similar workloads gained" in plan.rationale
+
+
 async def test_idle_keeps_the_default_and_says_why(repo: Repository) -> None:
     planner = BuiltinPlanner.with_repository(repo)
     assert await planner.plan("system", {"profile": P.idle().to_dict()}) is None

@@ -42,18 +42,30 @@ def test_one_long_job_among_short_ones_is_measured_not_guessed() -> None:
     assert summary["busy"] >= 6 and summary["long_share"] > 0.5
 
 
-def test_a_long_job_that_is_a_pipeline_is_one_job(tmp_path: Path) -> None:
-    # Four processes of 2.5 units in the long job, eight short jobs of one unit: no process
-    # does a quarter of the work alone, the long job does more than half of it.
+def test_a_long_job_of_several_processes_is_one_job(tmp_path: Path) -> None:
+    # Four processes of 2.5 units one after the other in the long job, eight short jobs of
+    # one unit: no process does a quarter of the work alone, the long job more than half.
     (tmp_path / "longjob").symlink_to("/bin/sh")
     (tmp_path / "long.sh").write_text(
-        f"for k in 1 2 3 4; do {tmp_path}/longjob -c '{SPIN.format(n=250000)}' & done; wait\n")
+        f"for k in 1 2 3 4; do {tmp_path}/longjob -c '{SPIN.format(n=250000)}'; done\n")
     unit = SPIN.format(n=100000)
     batch = " ".join(f"(sh -c '{unit}') &" for _ in range(8)) + f" sh {tmp_path}/long.sh & wait"
     rc, summary = exits.run(["sh", "-c", batch])
     assert rc == 0 and summary["jobs"] >= 9, summary
     assert summary["top"][0]["cpu_s"] < 0.25 * summary["cpu_total_s"], summary
     assert summary["long_comm"] == "longjob" and summary["long_share"] > 0.4, summary
+
+
+def test_parallel_workers_beside_a_few_commands_are_no_long_tail(tmp_path: Path) -> None:
+    # The latency workload's shape: six small commands, then one program whose four workers
+    # keep both CPUs busy. Most of the work, but in parallel: nothing to start first.
+    (tmp_path / "hog").symlink_to("/bin/sh")
+    workers = " ".join(f"{tmp_path}/hog -c '{SPIN.format(n=800000)}' &" for _ in range(4))
+    (tmp_path / "hogs.sh").write_text(f"{workers} wait\n")
+    small = "; ".join(f"sh -c '{SPIN.format(n=30000)}'" for _ in range(6))
+    rc, summary = exits.run(["sh", "-c", f"{small}; sh {tmp_path}/hogs.sh"])
+    assert rc == 0 and summary["jobs"] >= 7, summary
+    assert "long_comm" not in summary and summary["parallel_comm"] == "hog", summary
 
 
 def test_equal_workers_are_no_long_tail() -> None:

@@ -173,7 +173,7 @@ async def test_builtin_agent_gives_latency_a_latency_policy_with_a_measured_p99_
     rec = ep["record"]
     assert ep["state"] == "deployed", (ep["detail"], rec["stop_reason"])
     first = rec["iterations"][0]
-    assert first["plan"]["policy"] in ("interactive", "edf"), first["plan"]
+    assert first["plan"]["policy"] in ("interactive", "edf"), (first["plan"], rec["profile"])
     fb = first["feedback"]
     assert fb["metric"] == "p99_wakeup_us" and fb["better"], fb
     assert (await c.status())["active_policy"] == first["plan"]["policy"]

@@ -27,6 +27,8 @@ AHZ = 100  # acct_v3 times are in 1/100 s on every architecture Linux builds it 
 RECORD = struct.Struct("<ccHIIIIIIIHHHHHHHH16s")  # struct acct_v3, 64 bytes
 ACCT_V3 = 3
 TOP = 5
+# A job that kept more CPUs than this busy on average ran in parallel: not one long job.
+PARALLEL_CPUS = 1.5
 
 
 class ExitsError(RuntimeError):
@@ -121,8 +123,16 @@ def summarize(exits: list[Exit]) -> dict[str, Any]:
     # at least five other jobs that did some. Jobs, not processes: a task that is a
     # pipeline spreads its work over several.
     if len(work) >= 6 and work[0][0] >= 0.25 * jobs_cpu and work[0][0] >= 2 * work[1][0]:
-        out["long_comm"] = max(work[0][1], key=lambda e: e.cpu_s).comm
-        out["long_share"] = round(work[0][0] / jobs_cpu, 3)
+        cpu, job = work[0]
+        # Its wall time: the job's first process outlives the ones it started.
+        wall = max(e.elapsed_s for e in job)
+        if cpu > PARALLEL_CPUS * wall:
+            # Parallel workers (stress-ng's hogs beside a few shell commands) are no long
+            # tail: nothing waits on one CPU for them, and favouring them takes every CPU.
+            out["parallel_comm"] = max(job, key=lambda e: e.cpu_s).comm
+        else:
+            out["long_comm"] = max(job, key=lambda e: e.cpu_s).comm
+            out["long_share"] = round(cpu / jobs_cpu, 3)
     return out
 
 
