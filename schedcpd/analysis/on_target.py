@@ -8,6 +8,7 @@ package, which the guest sees through its read-only view of the host's root.
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,7 +17,9 @@ from schedcpd import paths
 from schedcpd.analysis.profile import ProfileError, WorkloadProfile, from_run, from_tier1
 from schedcpd.lab.job import guest_path
 from schedcpd.lab.result import CommandResult
+from schedcpd.lab.session import GuestRebooted
 
+log = logging.getLogger("schedcpd.analysis")
 PYTHON = "/usr/bin/python3"
 
 
@@ -24,6 +27,16 @@ class Runner(Protocol):
     name: str
 
     async def run(self, command: str, timeout_s: float = 60.0) -> CommandResult: ...
+
+
+async def _run(target: Runner, command_text: str, timeout_s: float) -> CommandResult:
+    """Observing changes nothing on the target, so a run lost to a lab fault (the guest's
+    kernel panicked and it was booted again) is run once more on the fresh guest."""
+    try:
+        return await target.run(command_text, timeout_s=timeout_s)
+    except GuestRebooted as exc:
+        log.warning("observing: %s; running it once more", exc)
+        return await target.run(command_text, timeout_s=timeout_s)
 
 
 def command(target_name: str, interval_s: float) -> str:
@@ -36,7 +49,7 @@ async def profile_target(target: Runner, interval_s: float = 1.0,
                          goals: tuple[str, ...] = ()) -> WorkloadProfile:
     """The tier-1 profile of everything running on ``target``, over ``interval_s``."""
     # Python's start-up under TCG takes seconds: the limit covers it, not the interval.
-    r = await target.run(command(target.name, interval_s), timeout_s=interval_s + 60)
+    r = await _run(target, command(target.name, interval_s), interval_s + 60)
     lines = r.stdout.strip().splitlines()
     if r.exit_status != 0 or not lines:
         raise ProfileError(f"tier 1 on the {target.name} target failed "
@@ -76,10 +89,10 @@ async def profile_run(target: Runner, command_text: str, interval_s: float,
                       goals: tuple[str, ...], timeout_s: float) -> WorkloadProfile:
     """Run ``command_text`` on ``target`` and profile it while it runs (tier 1 and the
     accounting of every process it ran); ProfileError if it failed."""
-    r = await target.run(_module(target.name, "schedcpd.analysis.run_profile",
-                                 f"--interval {interval_s:g} -- sh -c "
-                                 f"{shlex.quote(command_text)}"),
-                         timeout_s=timeout_s + interval_s + 60)
+    r = await _run(target, _module(target.name, "schedcpd.analysis.run_profile",
+                                   f"--interval {interval_s:g} -- sh -c "
+                                   f"{shlex.quote(command_text)}"),
+                   timeout_s + interval_s + 60)
     out = _last_json(r, "profiling the workload", target.name)
     if out.get("exit") != 0:
         raise ProfileError(f"the workload failed while it was profiled (exit {out.get('exit')})")
@@ -100,8 +113,7 @@ async def probe_target(target: Runner, kind: str, seconds: float = 1.0) -> dict[
         obj, reader = runqlat_object(), reader_binary()
         def where(p: Path) -> str:
             return gp(p) if target.name == "vm" else str(p)
-        r = await target.run(f"{where(reader)} {where(obj)} {seconds:g}",
-                             timeout_s=seconds + 60)
+        r = await _run(target, f"{where(reader)} {where(obj)} {seconds:g}", seconds + 60)
         s = summarize(_last_json(r, "the run-queue probe", target.name))
         return {"runq_samples": s["samples"], "runq_p50_us": s["p50_us"] or 0.0,
                 "runq_p99_us": s["p99_us"] or 0.0,
@@ -109,8 +121,7 @@ async def probe_target(target: Runner, kind: str, seconds: float = 1.0) -> dict[
     if kind == "top":
         code = ("import json; from schedcpd.analysis.tier2.top import _snapshot; "
                 f"print(json.dumps(_snapshot({seconds:g}, 10)))")
-        r = await target.run(f"{_python(target.name)} -c {shlex.quote(code)}",
-                             timeout_s=seconds + 60)
+        r = await _run(target, f"{_python(target.name)} -c {shlex.quote(code)}", seconds + 60)
         out = _last_json(r, "the top snapshot", target.name)
         procs = out.get("processes") or []
         return {"top_nprocs": int(out.get("nprocs", 0)), "top_runnable": int(

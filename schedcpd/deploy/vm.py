@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from schedcpd.lab.session import GuestPanic, LabSession, SessionError
+from schedcpd.lab.session import GuestPanic, GuestRebooted, LabSession
 from schedcpd.lab.vm import LabError
 
 log = logging.getLogger("schedcpd.deploy")
@@ -43,4 +43,4 @@ class VMTarget(LabSession):
                 log.warning("the lab guest panicked; booting it again: %s", exc)
                 await self.close()
                 await self.start()
-                raise SessionError(f"{exc}; the guest was booted again") from exc
+                raise GuestRebooted(f"{exc}; the guest was booted again") from exc

@@ -60,6 +60,12 @@ class GuestPanic(SessionError):
     and a fresh one is needed."""
 
 
+class GuestRebooted(SessionError):
+    """The guest panicked under a request and was booted again (the vm target does): the
+    request's work is lost, and so is what ran there, a scheduler included; the next
+    request works."""
+
+
 def _decode(fields: list[str]) -> dict[str, str]:
     out = {}
     for item in fields:

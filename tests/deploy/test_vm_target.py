@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 
+from schedcpd.analysis.on_target import profile_run
 from schedcpd.bpf.scheduler import prepare_policy
 from schedcpd.config import CanaryConfig
 from schedcpd.daemon.records import DaemonRecords
 from schedcpd.deploy.deployer import Deployer, DeployError, DeployRequest
 from schedcpd.deploy.vm import VMTarget
 from schedcpd.lab.job import SchedulerLoad
-from schedcpd.lab.result import SchedState
-from schedcpd.lab.session import SessionError
+from schedcpd.lab.result import CommandResult, SchedState
+from schedcpd.lab.session import GuestRebooted
 from schedcpd.lab.vm import LAB_ATTEMPTS
 from schedcpd.store import Store
 from tests.support.daemon import wait_for
@@ -27,22 +28,41 @@ from tests.support.processes import lab_processes
 pytestmark = pytest.mark.lab
 
 
+class PanicsAtNextRun(VMTarget):
+    """The real vm target, with a real guest kernel panic (sysrq) before the next ``panics``
+    commands it runs."""
+
+    panics = 0
+
+    async def run(self, command: str, timeout_s: float = 60.0) -> CommandResult:
+        if self.panics:
+            self.panics -= 1
+            await super().run("echo c > /proc/sysrq-trigger", 20)  # raises once rebooted
+        return await super().run(command, timeout_s)
+
+
 async def test_a_panicked_guest_is_booted_again_once(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="schedcpd.deploy")
-    t = VMTarget()
+    caplog.set_level(logging.WARNING)
+    t = PanicsAtNextRun()
     await t.start()
     try:
         first = t.kernel
         # The caller learns that what ran there is gone; the next request finds a new guest.
-        with pytest.raises(SessionError, match=r"panicked.*booted again"):
+        with pytest.raises(GuestRebooted, match=r"panicked.*booted again"):
             await t.run("echo c > /proc/sysrq-trigger", 20)
         r = await t.run("echo back", 10)
         assert (r.exit_status, r.stdout) == (0, "back\n")
         assert t.kernel == first
+        # Observing changes nothing, so a run it lost to the lab is run once more.
+        t.panics = 1
+        prof = await profile_run(t, "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done",
+                                 0.5, ("minimise makespan",), 60)
+        assert prof.goals == ("minimise makespan",) and prof.description
     finally:
         await t.close()
-    reboots = [r for r in caplog.records if "booting it again" in r.getMessage()]
-    assert len(reboots) == 1, [r.getMessage()[:200] for r in caplog.records]
+    msgs = [r.getMessage()[:200] for r in caplog.records]
+    assert len([m for m in msgs if "booting it again" in m]) == 2, msgs
+    assert len([m for m in msgs if "running it once more" in m]) == 1, msgs
     assert lab_processes() == []
 
 
@@ -123,7 +143,7 @@ async def test_losing_the_guest_mid_attach_is_recorded_and_rolled_back(
         # Lost under someone else's request (a workload that found the guest panicked):
         # the canary sees the uptime gone back and records the scheduler as lost.
         n = len(signals)
-        with pytest.raises(SessionError, match="booted again"):
+        with pytest.raises(GuestRebooted, match="booted again"):
             await target.run("echo c > /proc/sysrq-trigger", 20)
 
         async def rolled_back() -> dict[str, Any] | None:
