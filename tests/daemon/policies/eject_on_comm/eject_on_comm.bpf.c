@@ -26,11 +26,20 @@ static bool is_trigger(struct task_struct *p)
 	return true;
 }
 
-/* Everyone joins the global queue; the trigger first makes the kernel eject us. */
-void BPF_STRUCT_OPS(eject_enqueue, struct task_struct *p, u64 enq_flags)
+/*
+ * Every wake-up passes here, enqueue does not: with an idle CPU the default select_cpu
+ * dispatches the waking task directly, so a trigger that woke on a quiet machine went
+ * unseen (a CI run's canary waited in vain).
+ */
+void BPF_STRUCT_OPS(eject_runnable, struct task_struct *p, u64 enq_flags)
 {
 	if (is_trigger(p))
 		scx_bpf_error("task %d named the trigger", p->pid);
+}
+
+/* Everyone joins the global queue. */
+void BPF_STRUCT_OPS(eject_enqueue, struct task_struct *p, u64 enq_flags)
+{
 	scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, 5 * NSEC_PER_MSEC, enq_flags);
 }
 
@@ -38,6 +47,7 @@ SCHEDCP_DEFINE_EXIT(eject)
 
 SEC(".struct_ops.link")
 struct sched_ext_ops eject_ops = {
+	.runnable	= (void *)eject_runnable,
 	.enqueue	= (void *)eject_enqueue,
 	.exit		= (void *)eject_exit,
 	.timeout_ms	= 5000,
