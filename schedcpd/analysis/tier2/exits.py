@@ -105,7 +105,8 @@ def jobs(exits: list[Exit]) -> list[list[Exit]]:
 
 def summarize(exits: list[Exit]) -> dict[str, Any]:
     """The work's shape in a few numbers: how many processes, how their CPU time spreads,
-    and whether one long job stands out (``long_comm``: its busiest process's name)."""
+    and whether one long job stands out (``long_comm``: its busiest process's name;
+    ``parallel_comm`` when the job that stands out ran on several CPUs at once)."""
     busy = sorted((e for e in exits if e.cpu_s > 0), key=lambda e: -e.cpu_s)
     total = sum(e.cpu_s for e in busy)
     cpus = sorted(e.cpu_s for e in busy)
