@@ -40,9 +40,7 @@ async def _run(target: Runner, command_text: str, timeout_s: float) -> CommandRe
 
 
 def command(target_name: str, interval_s: float) -> str:
-    root = guest_path(paths.REPO_ROOT) if target_name == "vm" else str(paths.REPO_ROOT)
-    return (f"PYTHONPATH={shlex.quote(root)} {PYTHON} -m schedcpd.analysis.tier1 "
-            f"--interval {interval_s:g}")
+    return _module(target_name, "schedcpd.analysis.tier1", f"--interval {interval_s:g}")
 
 
 async def profile_target(target: Runner, interval_s: float = 1.0,

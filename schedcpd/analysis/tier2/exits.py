@@ -125,14 +125,15 @@ def summarize(exits: list[Exit]) -> dict[str, Any]:
     # pipeline spreads its work over several.
     if len(work) >= 6 and work[0][0] >= 0.25 * jobs_cpu and work[0][0] >= 2 * work[1][0]:
         cpu, job = work[0]
+        comm = max(job, key=lambda e: e.cpu_s).comm
         # Its wall time: the job's first process outlives the ones it started.
         wall = max(e.elapsed_s for e in job)
         if cpu > PARALLEL_CPUS * wall:
             # Parallel workers (stress-ng's hogs beside a few shell commands) are no long
             # tail: nothing waits on one CPU for them, and favouring them takes every CPU.
-            out["parallel_comm"] = max(job, key=lambda e: e.cpu_s).comm
+            out["parallel_comm"] = comm
         else:
-            out["long_comm"] = max(job, key=lambda e: e.cpu_s).comm
+            out["long_comm"] = comm
             out["long_share"] = round(cpu / jobs_cpu, 3)
     return out
 
