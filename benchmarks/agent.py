@@ -31,29 +31,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from schedcpd.bpf.scheduler import prepare_policy
+from schedcpd.demo import lab_config
 from schedcpd.lab import Step, run_steps
 from tests.support.bus import private_bus
 from tests.support.daemon import DaemonProcess, Signals
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_S = 30.0
-CONFIG = """mode = "auto"
-on_stop = "default"
-[canary]
-window_s = 10.0
-[verifier]
-dynamic = "{depth}"
-[agent]
-backend = "{backend}"
-model = "{model}"
-url = "{url}"
-feedback_runs = {runs}
-[events]
-containers = false
-processes = false
-udev = false
-drift = false
-"""
 
 
 async def lab_cycle() -> float:
@@ -80,8 +64,7 @@ async def episode(backend: str, depth: str, runs: int, workload: str) -> dict[st
     with tempfile.TemporaryDirectory() as tmp_s, model_server(backend) as (model, url):
         tmp = Path(tmp_s)
         cfg = tmp / "schedcpd.toml"
-        cfg.write_text(CONFIG.format(depth=depth, backend=backend, model=model, url=url,
-                                     runs=runs))
+        cfg.write_text(lab_config(depth, runs, backend=backend, model=model, url=url))
         with private_bus(tmp) as bus:
             d = DaemonProcess(bus, tmp / "state", cfg, "--target", "vm")
             d.start()

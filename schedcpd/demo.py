@@ -39,21 +39,36 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
   </policy>
 </busconfig>
 """
-CONFIG = """mode = "auto"
+# A daemon that optimizes workloads in the lab guest: auto mode, host event sources off
+# (the workload runs in the guest). The demo, the bench episodes and benchmarks/agent.py
+# all run this one; they differ only in the agent's settings.
+LAB_CONFIG = """mode = "auto"
 on_stop = "default"
 [canary]
 window_s = 10.0
 [verifier]
 dynamic = "{depth}"
 [agent]
+backend = "{backend}"
+model = "{model}"
+url = "{url}"
 feedback_runs = {runs}
-max_iterations = 3
+max_iterations = {iterations}
+episode_timeout_s = {timeout}
 [events]
 containers = false
 processes = false
 udev = false
 drift = false
 """
+
+
+def lab_config(depth: str, runs: int, iterations: int = 3, backend: str = "builtin",
+               model: str = "", url: str = "", timeout_s: float = 900.0) -> str:
+    """The TOML of a lab daemon (``depth``: the verifier's dynamic stage, quick or full)."""
+    return LAB_CONFIG.format(depth=depth, runs=runs, iterations=iterations, backend=backend,
+                             model=json.dumps(model)[1:-1], url=json.dumps(url)[1:-1],
+                             timeout=timeout_s)
 
 
 def say(text: str) -> None:
@@ -187,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         bus, address = start_bus(tmp)
         cfg = tmp / "schedcpd.toml"
-        cfg.write_text(CONFIG.format(depth=args.verifier, runs=args.runs))
+        cfg.write_text(lab_config(args.verifier, args.runs))
         log = (tmp / "schedcpd.log").open("wb")
         daemon = subprocess.Popen(
             [sys.executable, "-m", "schedcpd.daemon.main", "--bus", address,

@@ -8,7 +8,7 @@ from pathlib import Path
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from schedcpd import demo
+from schedcpd import config, demo
 
 
 async def test_the_demo_bus_delivers_replies_and_signals(tmp_path: Path) -> None:
@@ -51,3 +51,19 @@ def test_the_report_names_the_best_measured_gain() -> None:
     assert "iteration 2  configure ljf {'long_comms': 'longjob'} -> improved" in text
     assert "before 4.99 s (median of 5), after 3.50 s" in text
     assert "gain         29.9% (ratio 0.701" in text
+
+
+def test_the_lab_config_is_what_the_daemon_loads(tmp_path: Path) -> None:
+    cfg = tmp_path / "schedcpd.toml"
+    cfg.write_text(demo.lab_config("full", 4, iterations=2, backend="openai",
+                                   model='gemma "3" 270m', url="http://127.0.0.1:9/v1",
+                                   timeout_s=60.0))
+    got = config.load(cfg)
+    assert (got.mode, got.verifier.dynamic) == ("auto", "full")
+    assert (got.agent.backend, got.agent.model, got.agent.url) == (
+        "openai", 'gemma "3" 270m', "http://127.0.0.1:9/v1")
+    assert (got.agent.feedback_runs, got.agent.max_iterations,
+            got.agent.episode_timeout_s) == (4, 2, 60.0)
+    # The workload runs in the guest: no host event source may start an episode of its own.
+    assert not (got.events.containers or got.events.processes or got.events.udev
+                or got.events.drift)

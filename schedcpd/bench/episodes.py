@@ -22,30 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schedcpd.demo import describe, start_bus, stop_process
+from schedcpd.demo import describe, lab_config, start_bus, stop_process
 
 EEVDF = "eevdf"
-# The daemon for one episode: auto mode, host event sources off (the workload runs in
-# the guest), the agent's settings from EpisodeSettings.
-CONFIG = """mode = "auto"
-on_stop = "default"
-[canary]
-window_s = 10.0
-[verifier]
-dynamic = "{depth}"
-[agent]
-backend = "{backend}"
-model = "{model}"
-url = "{url}"
-feedback_runs = {runs}
-max_iterations = {iterations}
-episode_timeout_s = {timeout}
-[events]
-containers = false
-processes = false
-udev = false
-drift = false
-"""
 
 
 @dataclass(frozen=True)
@@ -188,9 +167,8 @@ async def run_episode(workload: str, s: EpisodeSettings, log_dir: Path,
     try:
         bus, address = start_bus(tmp)
         cfg = tmp / "schedcpd.toml"
-        cfg.write_text(CONFIG.format(depth=s.verifier, backend=s.backend, model=s.model,
-                                     url=s.url, runs=s.feedback_runs, iterations=s.iterations,
-                                     timeout=s.timeout_s))
+        cfg.write_text(lab_config(s.verifier, s.feedback_runs, s.iterations, s.backend, s.model,
+                                  s.url, s.timeout_s))
         with (log_dir / f"schedcpd-{workload}.log").open("wb") as log:
             daemon = subprocess.Popen(
                 [sys.executable, "-m", "schedcpd.daemon.main", "--bus", address,
