@@ -92,7 +92,9 @@ def costs(full: dict[str, Any]) -> dict[str, Any]:
              "feedback": it.get("feedback")} for it in its]
     usage = rec.get("usage") or {}
     cp = sum(r["control_plane_s"] for r in rows)
-    return {"state": full.get("state", ""), "stop_reason": rec.get("stop_reason", ""),
+    # A failed episode's reason is the daemon's (the exception), not the agent's record.
+    why = rec.get("stop_reason") or full.get("detail") or ""
+    return {"state": full.get("state", ""), "stop_reason": why,
             "profile": (rec.get("profile") or {}).get("description", ""),
             "iterations": rows, "control_plane_s": round(cp, 2),
             "wall_s": round(float(usage.get("wall_s") or full.get("elapsed_s") or 0.0), 2),

@@ -350,6 +350,7 @@ class Daemon:
             raise
         except Exception as exc:  # an episode's failure must never stop the daemon
             ep.state, ep.detail = "failed", f"{type(exc).__name__}: {exc}"
+            log.warning("episode %s failed: %s", ep.id, ep.detail, exc_info=exc)
             self._set(state=ERROR, error=ep.detail)
         finally:
             with contextlib.suppress(Exception):

@@ -53,6 +53,14 @@ def test_costs_sum_control_plane_time_and_verifier_time_per_iteration() -> None:
     assert (c["llm_calls"], c["tokens"], c["wall_s"]) == (4, 1250, 200.0)
 
 
+def test_a_failed_episode_reports_why_it_failed() -> None:
+    full = {"state": "failed", "detail": "LabError: the workload timed out after 300 s",
+            "record": {"stop_reason": "", "iterations": []}}
+    assert costs(full)["stop_reason"] == "LabError: the workload timed out after 300 s"
+    assert costs({"state": "failed", "detail": "x", "record": {"stop_reason": "limit"}})[
+        "stop_reason"] == "limit"
+
+
 def test_rotated_order_runs_each_once_per_round_in_a_new_order() -> None:
     order = rotated_order(["a", "b", "c"], 4)
     assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b", "a", "b", "c"]
