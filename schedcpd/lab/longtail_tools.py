@@ -326,7 +326,7 @@ SUITE: tuple[ToolWorkload, ...] = (
                  lambda prog, d: f"{_q(prog)} -9 -c {_q(d)}/in@N.txt >\"$OUT/@N.gz\""),
     ToolWorkload("lt-transcode", "ffmpeg",
                  "ffmpeg MJPEG to H.264 (1 thread) of 39 clips and one long one",
-                 5, 730, gen_transcode,
+                 5, 120, gen_transcode,
                  lambda prog, d: (f"{_q(prog)} -nostdin -loglevel error -threads 1 -i "
                                   f"{_q(d)}/in@N.avi -c:v libx264 -preset veryfast "
                                   "-threads 1 -y \"$OUT/@N.mp4\"")),
