@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from schedcpd.cli_common import EXIT_FAILED, EXIT_OK, Subparsers
+from schedcpd.config import AgentConfig
 
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -63,8 +64,9 @@ drift = false
 """
 
 
-def lab_config(depth: str, runs: int, iterations: int = 3, backend: str = "builtin",
-               model: str = "", url: str = "", timeout_s: float = 900.0) -> str:
+def lab_config(depth: str, runs: int, iterations: int = AgentConfig.max_iterations,
+               backend: str = AgentConfig.backend, model: str = "", url: str = "",
+               timeout_s: float = AgentConfig.episode_timeout_s) -> str:
     """The TOML of a lab daemon (``depth``: the verifier's dynamic stage, quick or full)."""
     return LAB_CONFIG.format(depth=depth, runs=runs, iterations=iterations, backend=backend,
                              model=json.dumps(model)[1:-1], url=json.dumps(url)[1:-1],
