@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from schedcpd import paths
+from schedcpd.analysis.measure import fresh_dir
 from schedcpd.analysis.profile import ProfileError, WorkloadProfile, from_run, from_tier1
+from schedcpd.analysis.run_profile import LEAD_S
 from schedcpd.lab.job import guest_path
 from schedcpd.lab.result import CommandResult
 from schedcpd.lab.session import GuestRebooted
@@ -100,29 +102,54 @@ async def profile_run(target: Runner, command_text: str, interval_s: float,
         raise ProfileError(f"profiling the workload: unreadable summary: {exc}") from exc
 
 
-async def probe_target(target: Runner, kind: str, seconds: float = 1.0) -> dict[str, Any]:
-    """A tier-2 probe on ``target``: ``runqlat`` (run-queue latency, CO-RE probe on the
-    sched tracepoints) or ``top``. The headline numbers come back flat, for the profile."""
+def beside(workload: str, probe: str, lead_s: float = LEAD_S) -> str:
+    """``probe`` while ``workload`` runs (in a directory of its own): the workload in the
+    background, the probe after ``lead_s`` (when tier 1's read of it begins too), then the
+    workload waited for, so that nothing it started outlives the probe. The probe's output
+    and exit status are the command's."""
+    return (f"sh -c {shlex.quote(fresh_dir(workload))} >/dev/null 2>&1 </dev/null & W=$!; "
+            f"sleep {lead_s:g}; {probe}; rc=$?; wait $W; exit $rc")
+
+
+def _probe_command(target_name: str, kind: str, seconds: float) -> str:
     from schedcpd.analysis.tier2.build import reader_binary, runqlat_object
-    from schedcpd.analysis.tier2.runqlat import summarize
-    from schedcpd.lab.job import guest_path as gp
 
     if kind == "runqlat":
-        obj, reader = runqlat_object(), reader_binary()
         def where(p: Path) -> str:
-            return gp(p) if target.name == "vm" else str(p)
-        r = await _run(target, f"{where(reader)} {where(obj)} {seconds:g}", seconds + 60)
-        s = summarize(_last_json(r, "the run-queue probe", target.name))
-        return {"runq_samples": s["samples"], "runq_p50_us": s["p50_us"] or 0.0,
-                "runq_p99_us": s["p99_us"] or 0.0,
-                "runq_top_wait_comm": s["comms"][0]["comm"] if s["comms"] else ""}
+            return guest_path(p) if target_name == "vm" else str(p)
+        return f"{where(reader_binary())} {where(runqlat_object())} {seconds:g}"
     if kind == "top":
         code = ("import json; from schedcpd.analysis.tier2.top import _snapshot; "
                 f"print(json.dumps(_snapshot({seconds:g}, 10)))")
-        r = await _run(target, f"{_python(target.name)} -c {shlex.quote(code)}", seconds + 60)
-        out = _last_json(r, "the top snapshot", target.name)
-        procs = out.get("processes") or []
-        return {"top_nprocs": int(out.get("nprocs", 0)), "top_runnable": int(
-                    out.get("runnable", 0)), "top_busy": sum(
-                    1 for p in procs if float(p.get("cpu", 0)) >= 0.05)}
+        return f"{_python(target_name)} -c {shlex.quote(code)}"
     raise ProfileError(f"unknown probe {kind!r} (known: runqlat, top)")
+
+
+def _headline(kind: str, out: dict[str, Any]) -> dict[str, Any]:
+    """The probe's headline numbers, flat, for the profile."""
+    if kind == "runqlat":
+        from schedcpd.analysis.tier2.runqlat import summarize
+
+        s = summarize(out)
+        return {"runq_samples": s["samples"], "runq_p50_us": s["p50_us"] or 0.0,
+                "runq_p99_us": s["p99_us"] or 0.0,
+                "runq_top_wait_comm": s["comms"][0]["comm"] if s["comms"] else ""}
+    procs = out.get("processes") or []
+    return {"top_nprocs": int(out.get("nprocs", 0)), "top_runnable": int(
+                out.get("runnable", 0)), "top_busy": sum(
+                1 for p in procs if float(p.get("cpu", 0)) >= 0.05)}
+
+
+async def probe_target(target: Runner, kind: str, seconds: float = 1.0,
+                       during: str | None = None, during_timeout_s: float = 0.0
+                       ) -> dict[str, Any]:
+    """A tier-2 probe on ``target``: ``runqlat`` (run-queue latency, CO-RE probe on the
+    sched tracepoints) or ``top``. With ``during``, taken while that workload runs (an
+    episode's workload has ended by the time its profile is read, and a probe of the idle
+    target would say nothing waits); ``during_timeout_s`` is the workload's own limit."""
+    text, timeout_s = _probe_command(target.name, kind, seconds), seconds + 60
+    what = "the run-queue probe" if kind == "runqlat" else "the top snapshot"
+    if during is not None:
+        text, timeout_s = beside(during, text), timeout_s + LEAD_S + during_timeout_s
+        what += " beside the workload"
+    return _headline(kind, _last_json(await _run(target, text, timeout_s), what, target.name))

@@ -21,19 +21,21 @@ import time
 from schedcpd.analysis import tier1
 from schedcpd.analysis.tier2 import exits
 
-# Let the command's processes start before the first read: under TCG a fork storm takes a
-# moment to get going.
-START_S = 0.2
+# Tier 1's first read waits this long after the command's start, so that it sees the work
+# running rather than starting. Under TCG a tool's exec alone takes seconds: over the
+# lab's latency workload's first 0.2-2.2 s its four stress-ng hogs used 0.11-0.18 CPU each
+# (not CPU-bound yet), over 1.0-3.0 s 0.26 and over 1.5-3.5 s 0.38 (measured in the guest).
+LEAD_S = 1.0
 
 
-def run(argv: list[str], interval_s: float) -> dict[str, object]:
+def run(argv: list[str], interval_s: float, lead_s: float = LEAD_S) -> dict[str, object]:
     t0 = time.monotonic()
     with tempfile.NamedTemporaryFile(prefix="schedcp-acct-") as f:
         exits._acct(f.name)
         try:
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
-                time.sleep(START_S)
+                time.sleep(lead_s)
                 summary = tier1.sample(interval_s)
             finally:
                 rc = proc.wait()
@@ -47,6 +49,8 @@ def run(argv: list[str], interval_s: float) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="profile a command while it runs (JSON)")
     ap.add_argument("--interval", type=float, default=2.0)
+    ap.add_argument("--lead", type=float, default=LEAD_S,
+                    help="seconds between the command's start and tier 1's first read")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print("run_profile: no command (-- CMD...)", file=sys.stderr)
         return 2
     try:
-        out = run(cmd, args.interval)
+        out = run(cmd, args.interval, args.lead)
     except (ValueError, exits.ExitsError, OSError) as exc:
         print(f"run_profile: {exc}", file=sys.stderr)
         return 2

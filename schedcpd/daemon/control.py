@@ -70,6 +70,9 @@ class DaemonPlane:
         return prof.to_dict()
 
     async def probe(self, rec: EpisodeRecord, kind: str) -> dict[str, Any]:
+        if rec.workload:  # the episode's workload, run again for the probe to see
+            m = self.measured(rec)
+            return await probe_target(self.d.target, kind, PROBE_S, m.command, m.timeout_s)
         return await probe_target(self.d.target, kind, PROBE_S)
 
     async def measure(self, rec: EpisodeRecord, runs: int) -> list[float]:

@@ -82,6 +82,15 @@ def test_a_run_profile_says_long_tail_in_its_description() -> None:
     assert prof.goals == ("minimise makespan",) and prof.fingerprint
 
 
+def test_tier_1_reads_the_run_from_its_lead_on() -> None:
+    # Idle for its first 1.5 s, then a spinner: a read from the start sees the idle part
+    # (the whole machine is read: the difference is the spinner).
+    cmd = ["sh", "-c", "sleep 1.5; timeout 2 sh -c 'while :; do :; done'"]
+    early = from_run(run_profile(cmd, 0.5, lead_s=0.0), ()).characteristics
+    late = from_run(run_profile(cmd, 0.5, lead_s=1.8), ()).characteristics
+    assert late["scope_cpu"] - early["scope_cpu"] >= 0.5, (early, late)
+
+
 async def test_measuring_a_command_and_a_lab_workload_definition(tmp_path: object) -> None:
     target = LocalTarget()
     m = measured("echo SCHEDCP_METRIC wake_us 12; echo SCHEDCP_METRIC wake_us 14",

@@ -12,10 +12,13 @@ import shlex
 import pytest
 
 from schedcpd import paths
+from schedcpd.agent.shape import RUNQ_CONTENDED_US
 from schedcpd.analysis.feedback import Condition, LabRunner, run_feedback
+from schedcpd.analysis.on_target import probe_target
 from schedcpd.analysis.tier2.build import reader_binary, runqlat_object
 from schedcpd.analysis.tier2.runqlat import summarize
 from schedcpd.lab.job import guest_path
+from schedcpd.lab.result import CommandResult
 from schedcpd.lab.session import LabSession
 from tests.analysis.schema_check import check
 from tests.support.processes import lab_processes
@@ -39,6 +42,19 @@ def with_spinners(n: int, command: str) -> str:
 
 WITH_HOGS = with_spinners(4, JOB)
 LEVEL = 0.999
+SPIN_5S = "for k in 1 2 3; do timeout 5 sh -c 'while :; do :; done' & done; wait"
+
+
+class Guest:
+    """The session as the deployment target the daemon's probes run on (named ``vm``)."""
+
+    name = "vm"
+
+    def __init__(self, s: LabSession) -> None:
+        self.s = s
+
+    async def run(self, command: str, timeout_s: float = 60.0) -> CommandResult:
+        return await self.s.run(command, timeout_s)
 
 
 async def test_analysis_in_the_lab_guest() -> None:
@@ -61,6 +77,12 @@ async def test_analysis_in_the_lab_guest() -> None:
         rq = summarize(json.loads(r.stdout.strip().splitlines()[-1]))
         check("runqlat", rq)
         assert rq["samples"] > 10 and rq["p99_us"] >= 1000, rq  # 3 spinners on 2 vCPUs
+        # The daemon's probe beside a workload sees it: three spinners wait for the two
+        # vCPUs, where the same probe of the idle guest finds nothing waiting.
+        busy = await probe_target(Guest(s), "runqlat", 1.0, during=SPIN_5S,
+                                  during_timeout_s=60)
+        idle = await probe_target(Guest(s), "runqlat", 1.0)
+        assert busy["runq_p99_us"] >= RUNQ_CONTENDED_US > idle["runq_p99_us"], (busy, idle)
         r = await s.run(f"{PY} -c 'import json; from schedcpd.analysis.tier2.top import "
                         "_snapshot; print(json.dumps(_snapshot(0.3, 10)))'", 120)
         assert r.exit_status == 0, r.stderr

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from schedcpd import paths
-from schedcpd.analysis.on_target import command, profile_target
+from schedcpd.analysis.on_target import command, probe_target, profile_target
 from schedcpd.analysis.profile import ProfileError
 from schedcpd.deploy.local import LocalTarget
 from schedcpd.lab.job import guest_path
@@ -59,3 +59,24 @@ def test_nothing_is_left_running() -> None:
     asyncio.run(profile_target(LocalTarget(), 0.1))
     out = subprocess.run(["pgrep", "-f", "schedcpd.analysis.tier1"], capture_output=True)
     assert out.stdout.strip() == b""
+
+
+# Three spinners for 3 s (on this 2-core machine they compete), after a line that looks
+# like a probe's output: the probe's answer must be its own, not the workload's.
+SPINNERS = ("echo '{\"nprocs\": 999, \"processes\": []}'; "
+            "for k in 1 2 3; do timeout 3 sh -c 'while :; do :; done; : schedcp-beside' & "
+            "done; wait")
+
+
+async def test_a_probe_beside_a_workload_sees_it_and_outlives_it() -> None:
+    found = await probe_target(LocalTarget(), "top", 0.5, during=SPINNERS,
+                               during_timeout_s=30)
+    assert found["top_busy"] >= 3 and found["top_nprocs"] != 999, found
+    # The probe came back after the workload ended, not while it still ran.
+    left = subprocess.run(["pgrep", "-f", "schedcp-beside"], capture_output=True)
+    assert left.stdout.strip() == b"", left.stdout
+
+
+async def test_an_unknown_probe_is_a_clear_error() -> None:
+    with pytest.raises(ProfileError, match="unknown probe 'perf'"):
+        await probe_target(LocalTarget(), "perf", 0.1, during="sleep 5")
