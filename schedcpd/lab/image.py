@@ -29,6 +29,8 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 if mount -t virtiofs -o ro hostroot /host; then
+  # /usr from a share of its own that the guest caches in full (see vm.SHARES)
+  mount -t virtiofs -o ro hostusr /host/usr
   for d in proc sys dev; do mount -o rbind /$d /host/$d; done
   # The host's own /tmp stays readable at /run/hosttmp inside the chroot: a lab session
   # hands the guest scheduler objects there instead of pushing them through a serial port.

@@ -35,7 +35,6 @@ from schedcpd.lab.result import (
 )
 from schedcpd.lab.vm import (
     LAB_ATTEMPTS,
-    VIRTIOFSD,
     LabError,
     VMConfig,
     hung_at_boot,
@@ -45,6 +44,7 @@ from schedcpd.lab.vm import (
     qemu_argv,
     said,
     spawn_logged,
+    start_shares,
 )
 
 log = logging.getLogger("schedcpd.lab")
@@ -125,17 +125,10 @@ class LabSession:
         job = archive([Entry("job", mode=0o040755),
                        Entry("job/session.sh", script.encode()),
                        Entry("job/schedcp-loader", loader.read_bytes(), mode=0o100755)])
-        initrd, sock, ctl = d / "initrd.cpio", d / "fs.sock", d / "ctl.sock"
+        initrd, ctl = d / "initrd.cpio", d / "ctl.sock"
         initrd.write_bytes(base.read_bytes() + job)
-        fsd = await spawn_logged(VIRTIOFSD, f"--socket-path={sock}", "-o", "source=/",
-                           "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "log_level=err",
-                           log=d / "virtiofsd.log")
-        self._procs.append(fsd)
-        for _ in range(200):
-            if sock.exists():
-                break
-            await asyncio.sleep(0.01)
-        argv = qemu_argv(self.config, kinfo, initrd, sock, d / "console.log", d / "channel.txt")
+        self._procs += await start_shares(d)
+        argv = qemu_argv(self.config, kinfo, initrd, d, d / "console.log", d / "channel.txt")
         argv += ["-chardev", f"socket,id=ctl,path={ctl},server=on,wait=off",
                  "-serial", "chardev:ctl"]
         qemu = await spawn_logged(*argv, log=d / "qemu.log")
@@ -269,10 +262,9 @@ class LabSession:
                 # This class's own request: an override that recovers from a lost guest
                 # (VMTarget boots again) would call close() again from here, endlessly.
                 await asyncio.wait_for(LabSession.request(self, "quit"), 5)
-            qemu = self._procs[-1] if len(self._procs) > 1 else None
-            if qemu is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(qemu.wait(), max(0.1, t_end - time.monotonic()))
+            qemu = self._procs[-1]  # started last, before the writer existed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(qemu.wait(), max(0.1, t_end - time.monotonic()))
             self._writer.close()
             self._writer = None
         for proc in reversed(self._procs):

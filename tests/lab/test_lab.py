@@ -14,7 +14,7 @@ import pytest
 
 from schedcpd.bpf.scheduler import prepare_policy
 from schedcpd.bpf.toolchain import BuildError, build_object
-from schedcpd.lab import GuestResult, SchedulerLoad, Step, run_in_guest, run_steps
+from schedcpd.lab import GuestResult, SchedulerLoad, Step, run_in_guest, run_steps, workloads
 from schedcpd.lab.session import GuestPanic, LabSession
 from schedcpd.lab.vm import VMConfig
 from tests.support.processes import lab_processes
@@ -29,6 +29,19 @@ TWENTY = (
     "done; wait"
 )
 HANG_LIMIT_S = 3
+# Major page faults a python3 takes while it starts 20 programs that use its libc. Where the
+# guest revalidates a shared file at each open, every start drops libc's cached pages and
+# unmaps them from this process, which faults them in again from the host.
+FAULTS_PY = """
+import subprocess
+def majflt():
+    return int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[9])
+subprocess.run(["/usr/bin/true"])
+before = majflt()
+for _ in range(20):
+    subprocess.run(["/usr/bin/true"])
+print("@faults majflt=%d" % (majflt() - before))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +55,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GuestResult]:
         "reject": Step("echo should-not-run", 20,
                        SchedulerLoad(build_object(HERE / "verifier_reject.bpf.c", out).path)),
         "hang": Step("sleep 1000", HANG_LIMIT_S),
+        "faults": Step(f"grep ' /usr ' /proc/mounts; /usr/bin/python3 -c '{FAULTS_PY}'", 60),
         "after": Step("echo still-alive", 20),
     }
     results = asyncio.run(run_steps(list(steps.values())))
@@ -103,6 +117,15 @@ def test_hanging_command_is_stopped_at_its_limit(batch: dict[str, GuestResult]) 
     assert HANG_LIMIT_S - 0.5 <= r.wall_s < HANG_LIMIT_S + 5
     # ...and the guest carried on with the next step.
     assert batch["after"].stdout.strip() == "still-alive"
+
+
+def test_the_guest_keeps_the_hosts_programs_cached(batch: dict[str, GuestResult]) -> None:
+    """/usr is shared with full caching: starting a program does not take the pages of a
+    library from the processes already using it (see vm.SHARES)."""
+    r = batch["faults"]
+    assert r.ok, r.summary()
+    assert r.stdout.startswith("hostusr /usr virtiofs ro"), r.stdout
+    assert workloads.details(r.stdout)["majflt"] <= 2, r.stdout
 
 
 def test_no_qemu_or_virtiofsd_left_after_a_batch(batch: dict[str, GuestResult]) -> None:
