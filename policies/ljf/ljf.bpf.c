@@ -8,11 +8,12 @@
  * the short jobs fill the remaining CPUs.
  *
  * A task is long when its comm is in long_comms, when it sits in a cgroup named in
- * long_cgroups, or when it has used more than long_after_ms of CPU. Long tasks and short
- * tasks each queue in arrival order (long ones take turns, a long slice each). While short work is
- * waiting, long tasks hold at most nr_cpus - reserve_cpus CPUs, so short jobs always
- * progress; neither queue waits longer than starve_ms. A long task that wakes while every
- * CPU is busy takes one from a short task (wake_preempt).
+ * long_cgroups, or when it has used more than long_after_ms of CPU. Long tasks queue in
+ * arrival order (they take turns, a long slice each); short tasks share equally by
+ * virtual time, and one that wakes runs soon. While short work is waiting, long tasks hold at most
+ * nr_cpus - reserve_cpus CPUs, so short jobs always progress; neither queue waits longer
+ * than starve_ms. A long task that wakes while every CPU is busy takes one from a short
+ * task (wake_preempt). Per-CPU kthreads run before anything else on their CPU.
  */
 #include <schedcp/scx.bpf.h>
 #include <schedcp/primitives/task_ctx.h>
@@ -21,6 +22,7 @@
 #include <schedcp/primitives/cgroup.h>
 #include <schedcp/primitives/dsq.h>
 #include <schedcp/primitives/idle.h>
+#include <schedcp/primitives/kthread.h>
 
 char _license[] SEC("license") = "GPL";
 
@@ -55,6 +57,8 @@ struct {
 } short_running SEC(".maps");
 static u64 short_served_ns;
 static u64 long_served_ns;
+/* The virtual time of the short task that most recently started running. */
+static u64 short_vtime_now;
 
 /* Long by configuration (comm or cgroup) or by the CPU time it has already used. */
 static bool classify(struct task_struct *p, struct task_ctx *tctx)
@@ -116,11 +120,21 @@ s32 BPF_STRUCT_OPS(ljf_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake
 	return schedcp_select_idle_direct(p, prev_cpu, wake_flags, slice_us * NSEC_PER_USEC);
 }
 
-/* Each class in arrival order: long tasks take turns rather than starve one another. */
+/*
+ * Long tasks in arrival order: they take turns rather than starve one another. Short tasks
+ * by virtual time: a short job's start sleeps again and again (exec, reads, pipes), and at
+ * the tail of a FIFO each wakeup would wait for every other short job's slice. A sleeper's
+ * credit is capped at one slice, so CPU-bound short jobs still share fairly.
+ */
 void BPF_STRUCT_OPS(ljf_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx = task_ctx(p);
+	u64 slice = slice_us * NSEC_PER_USEC;
+	u64 vtime = p->scx.dsq_vtime;
 
+	/* Never behind a long task: I/O completes through them. */
+	if (schedcp_kthread_first(p, slice, enq_flags))
+		return;
 	if (tctx && (tctx->is_long = classify(p, tctx))) {
 		s32 cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 
@@ -132,7 +146,9 @@ void BPF_STRUCT_OPS(ljf_enqueue, struct task_struct *p, u64 enq_flags)
 			preempt_for_long(p);
 		return;
 	}
-	scx_bpf_dsq_insert(p, SHORT_DSQ, slice_us * NSEC_PER_USEC, enq_flags);
+	if (time_before(vtime, short_vtime_now - slice))
+		vtime = short_vtime_now - slice;
+	scx_bpf_dsq_insert_vtime(p, SHORT_DSQ, slice, vtime, enq_flags);
 }
 
 static bool take_long(u64 now)
@@ -196,11 +212,14 @@ void BPF_STRUCT_OPS(ljf_running, struct task_struct *p)
 	schedcp_rt_running(&tctx->rt, bpf_ktime_get_ns());
 	if (tctx->is_long)
 		__sync_fetch_and_add(&nr_long_running, 1);
+	else if (time_before(short_vtime_now, p->scx.dsq_vtime))
+		short_vtime_now = p->scx.dsq_vtime;
 }
 
 void BPF_STRUCT_OPS(ljf_stopping, struct task_struct *p, bool runnable)
 {
 	struct task_ctx *tctx = task_ctx(p);
+	u64 used;
 	u32 zero = 0;
 	bool *short_now = bpf_map_lookup_elem(&short_running, &zero);
 
@@ -208,14 +227,23 @@ void BPF_STRUCT_OPS(ljf_stopping, struct task_struct *p, bool runnable)
 		*short_now = false;
 	if (!tctx)
 		return;
-	schedcp_rt_stopping(&tctx->rt, bpf_ktime_get_ns(), runnable, 3);
+	used = schedcp_rt_stopping(&tctx->rt, bpf_ktime_get_ns(), runnable, 3);
 	if (tctx->is_long)
 		__sync_fetch_and_add(&nr_long_running, -1);
+	else	/* equal shares: charged by weight, a nice-19 kthread (khugepaged) behind 39
+		 * short jobs waited past the watchdog's timeout */
+		p->scx.dsq_vtime += used;
 }
 
 s32 BPF_STRUCT_OPS(ljf_init_task, struct task_struct *p, struct scx_init_task_args *args)
 {
 	return task_ctx_create(p) ? 0 : -ENOMEM;
+}
+
+/* New tasks start at the short clock: no free credit for forking. */
+void BPF_STRUCT_OPS(ljf_enable, struct task_struct *p)
+{
+	p->scx.dsq_vtime = short_vtime_now;
 }
 
 /* Its own DSQs: the built-in global one would mix the two classes. */
@@ -234,6 +262,7 @@ struct sched_ext_ops ljf_ops = {
 	.running	= (void *)ljf_running,
 	.stopping	= (void *)ljf_stopping,
 	.init_task	= (void *)ljf_init_task,
+	.enable		= (void *)ljf_enable,
 	.init		= (void *)ljf_init,
 	.exit		= (void *)ljf_exit,
 	.timeout_ms	= 5000,

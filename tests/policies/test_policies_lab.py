@@ -4,8 +4,9 @@ One boot runs them all as steps (a boot costs more than a step under TCG): each 
 attaches the policy, runs the mixed workload (CPU hogs, sleepers waking 100 times a
 second, a fork storm) to completion and detaches. Nothing may stall or be ejected.
 
-The same boot measures one policy behaviour that mixed cannot show: ljf's wake preemption,
-which keeps a long job that sleeps often (as one that reads files does) on a CPU.
+The same boot measures two ljf behaviours that mixed cannot show: wake preemption, which
+keeps a long job that sleeps often (as one that reads files does) on a CPU, and per-CPU
+kthreads served before the long job on its own CPU.
 """
 
 from __future__ import annotations
@@ -46,6 +47,22 @@ rc=$?
 kill $pids
 exit $rc"""
 WAKE = {"on": True, "off": False}
+# A long job (comm cpulong, about 10 s of CPU) on the CPU that takes the interrupts of the
+# host's file system, beside 40 short programs in a row that each read a file from the
+# host. Every read completes in a kworker on that CPU: queued behind the long job, the
+# kworker ran only when the long job had finished, and so did the short programs.
+KWORKER_SH = r"""now() { cut -d' ' -f1 /proc/uptime; }
+cpu=$(awk '/virtio/ && /request/ {a += $2; b += $3} END {print (b > a) ? 1 : 0}' /proc/interrupts)
+ln -sf "$(command -v dash)" /tmp/cpulong
+t0=$(now)
+taskset -c "$cpu" /tmp/cpulong -c 'i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done' &
+L=$!
+for i in $(seq 40); do cat /etc/hostname >/dev/null; done
+t1=$(now)
+wait $L
+t2=$(now)
+echo "@kworker cpu=$cpu $(awk "BEGIN {print \"shorts_s=\" $t1 - $t0, \"long_s=\" $t2 - $t0}")"
+"""
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +78,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], G
         params = {"long_comms": "iolong", "long_after_ms": 0, "wake_preempt": on}
         load = prepare(find_policy("ljf"), params, out / f"ljf-wake-{label}")
         steps[("ljf-wake", label)] = Step(IOLONG_SH, 60.0, load)
+    params = {"long_comms": "cpulong", "long_after_ms": 0}
+    steps[("ljf-kworker", "")] = Step(KWORKER_SH, 120.0, prepare(
+        find_policy("ljf"), params, out / "ljf-kworker"))
     got = asyncio.run(run_steps(list(steps.values())))
     return dict(zip(steps, got, strict=True))
 
@@ -91,3 +111,12 @@ def test_ljf_wake_preemption_keeps_a_sleepy_long_job_running(
         assert r.attached and r.ok and not r.ejected, (label, r.summary(), r.stderr[-1000:])
         bursts[label] = workloads.details(r.stdout)["bursts"]
     assert bursts["on"] > 2 * bursts["off"], bursts
+
+
+def test_ljf_runs_the_kworkers_on_the_long_jobs_cpu(
+        results: dict[tuple[str, str], GuestResult]) -> None:
+    """I/O that completes on the long job's CPU is not held until the long job ends."""
+    r = results[("ljf-kworker", "")]
+    assert r.attached and r.ok and not r.ejected, (r.summary(), r.stderr[-1000:])
+    d = workloads.details(r.stdout)
+    assert d["shorts_s"] < 0.5 * d["long_s"], r.stdout
