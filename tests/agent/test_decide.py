@@ -12,13 +12,14 @@ from tests.agent import profiles as P
 
 LIB = P.library()
 NONE = Evidence()
+LJF_NAMED = {"long_comms": "longjob", "long_after_ms": 0}  # what the rules plan for P.long_tail
 
 
 def test_long_tail_gets_ljf_with_the_long_comm() -> None:
     plan = decide(P.long_tail(), LIB, NONE)
     assert plan is not None
     assert plan.policy == "ljf"
-    assert plan.params == {"long_comms": "longjob"}
+    assert plan.params == LJF_NAMED
     assert "long tail" in plan.rationale.lower() and "longjob" in plan.rationale
 
 
@@ -28,7 +29,8 @@ def test_long_tail_fed_by_waiting_shells_is_still_a_long_tail() -> None:
     prof = P.tier1_profile([("awk", 0.7, "cpu-bound"), ("sh", 0.15, "interactive"),
                             ("sh", 0.15, "interactive")], forks_per_s=460, runnable=5)
     plan = decide(prof, LIB, NONE)
-    assert plan is not None and plan.policy == "ljf" and plan.params == {"long_comms": "awk"}
+    assert plan is not None and plan.policy == "ljf"
+    assert plan.params == {"long_comms": "awk", "long_after_ms": 0}
     # With a latency goal the same shape is served for latency.
     latency = dataclasses.replace(prof, goals=("p99 wakeup latency",))
     plan = decide(latency, LIB, NONE)
@@ -77,7 +79,7 @@ def test_idle_with_an_energy_goal_packs_work() -> None:
 
 
 def test_an_antipattern_excludes_the_pair() -> None:
-    bad = arm_key("ljf", {"long_comms": "longjob"})
+    bad = arm_key("ljf", LJF_NAMED)
     plan = decide(P.long_tail(), LIB, Evidence(excluded={bad: "regressed 1x"}))
     assert plan is not None and plan.policy != "ljf"
     assert "ljf (regressed 1x)" in plan.rationale
@@ -97,7 +99,7 @@ def test_a_policy_missing_from_the_library_is_never_planned() -> None:
 
 
 def test_neutral_runs_move_the_bandit_to_the_next_candidate() -> None:
-    ljf = arm_key("ljf", {"long_comms": "longjob"})
+    ljf = arm_key("ljf", LJF_NAMED)
     history = stats_from([(ljf, 0.0), (ljf, -0.02), (ljf, 0.01)])
     plan = decide(P.long_tail(), LIB, Evidence(history=history))
     assert plan is not None and plan.policy == "batch"
@@ -105,14 +107,14 @@ def test_neutral_runs_move_the_bandit_to_the_next_candidate() -> None:
 
 
 def test_measured_gains_keep_the_winner() -> None:
-    ljf = arm_key("ljf", {"long_comms": "longjob"})
+    ljf = arm_key("ljf", LJF_NAMED)
     plan = decide(P.long_tail(), LIB, Evidence(history=stats_from([(ljf, 0.3), (ljf, 0.25)])))
     assert plan is not None and plan.policy == "ljf"
     assert "Measured 2x" in plan.rationale and "+28%" in plan.rationale
 
 
 def test_gains_of_a_runner_up_overtake_the_rules_favourite() -> None:
-    ljf, batch = arm_key("ljf", {"long_comms": "longjob"}), arm_key("batch", {})
+    ljf, batch = arm_key("ljf", LJF_NAMED), arm_key("batch", {})
     history = stats_from([(ljf, 0.02), (ljf, 0.03), (batch, 0.3), (batch, 0.35)])
     plan = decide(P.long_tail(), LIB, Evidence(history=history))
     assert plan is not None and plan.policy == "batch"

@@ -27,7 +27,7 @@ async def test_feedback_in_the_repository_changes_the_plan(repo: Repository) -> 
     opts = {"profile": prof.to_dict()}
     first = await planner.plan("system", opts)
     assert first is not None and first.policy == "ljf"
-    assert first.params == {"long_comms": "longjob"}
+    assert first.params == {"long_comms": "longjob", "long_after_ms": 0}
 
     await repo.record_run("ljf", first.params, prof, WORSE)
     second = await planner.plan("system", opts)
@@ -107,8 +107,8 @@ async def test_builtin_backend_plans_from_the_episode_record(repo: Repository) -
     backend = BuiltinBackend(LazyRepository.ready(repo))
     rec = record_of(P.long_tail())
     first = await backend.plan(rec)
-    assert (first.action, first.policy, first.params) == ("configure", "ljf",
-                                                          {"long_comms": "longjob"})
+    assert (first.action, first.policy, first.params) == ("configure", "ljf", {
+        "long_comms": "longjob", "long_after_ms": 0})
     # The verifier refused it in this episode: the next plan leaves it out.
     rec.iterations.append(Iteration(1, first, [Attempt("ljf", False, "dynamic",
                                                        ("starvation",), 1.0)],
