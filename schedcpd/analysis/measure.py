@@ -40,6 +40,7 @@ class Measured:
     lower_is_better: bool
     timeout_s: float
     parse: Callable[[str, float], float]
+    marks_start: bool = False  # prints run_profile.START_MARK when its measured part begins
 
     @property
     def goal(self) -> str:
@@ -74,7 +75,7 @@ def measured(workload: str, metric: str = "", timeout_s: float = 300.0) -> Measu
         except workloads.WorkloadError as exc:
             raise MeasureError(str(exc)) from None
         return Measured(workload, command, wl.metric, wl.lower_is_better, wl.timeout_s,
-                        wl.parse)
+                        wl.parse, wl.marks_start)
     name = metric or MAKESPAN
     return Measured(workload, workload, name, not higher_is_better(name), timeout_s,
                     _metric_parser(name))

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from schedcpd import paths
 from schedcpd.analysis.measure import fresh_dir
 from schedcpd.analysis.profile import ProfileError, WorkloadProfile, from_run, from_tier1
-from schedcpd.analysis.run_profile import LEAD_S
+from schedcpd.analysis.run_profile import LEAD_S, START_MARK
 from schedcpd.lab.job import guest_path
 from schedcpd.lab.result import CommandResult
 from schedcpd.lab.session import GuestRebooted
@@ -86,11 +86,14 @@ def _last_json(r: CommandResult, what: str, target_name: str) -> dict[str, Any]:
 
 
 async def profile_run(target: Runner, command_text: str, interval_s: float,
-                      goals: tuple[str, ...], timeout_s: float) -> WorkloadProfile:
+                      goals: tuple[str, ...], timeout_s: float,
+                      after_mark: bool = False) -> WorkloadProfile:
     """Run ``command_text`` on ``target`` and profile it while it runs (tier 1 and the
-    accounting of every process it ran); ProfileError if it failed."""
+    accounting of every process it ran); ProfileError if it failed. ``after_mark``: tier 1
+    reads it from its START_MARK line on (a workload with a set-up of its own)."""
+    mark = " --after-mark" if after_mark else ""
     r = await _run(target, _module(target.name, "schedcpd.analysis.run_profile",
-                                   f"--interval {interval_s:g} -- sh -c "
+                                   f"--interval {interval_s:g}{mark} -- sh -c "
                                    f"{shlex.quote(command_text)}"),
                    timeout_s + interval_s + 60)
     out = _last_json(r, "profiling the workload", target.name)
@@ -102,13 +105,20 @@ async def profile_run(target: Runner, command_text: str, interval_s: float,
         raise ProfileError(f"profiling the workload: unreadable summary: {exc}") from exc
 
 
-def beside(workload: str, probe: str, lead_s: float = LEAD_S) -> str:
+def beside(workload: str, probe: str, lead_s: float = LEAD_S, after_mark: bool = False) -> str:
     """``probe`` while ``workload`` runs (in a directory of its own): the workload in the
-    background, the probe after ``lead_s`` (when tier 1's read of it begins too), then the
+    background, the probe after ``lead_s`` (when tier 1's read of it begins too; with
+    ``after_mark``, counted from the workload's START_MARK line, or its end), then the
     workload waited for, so that nothing it started outlives the probe. The probe's output
     and exit status are the command's."""
-    return (f"sh -c {shlex.quote(fresh_dir(workload))} >/dev/null 2>&1 </dev/null & W=$!; "
-            f"sleep {lead_s:g}; {probe}; rc=$?; wait $W; exit $rc")
+    run = f"sh -c {shlex.quote(fresh_dir(workload))} 2>/dev/null </dev/null"
+    if after_mark:
+        start = (f"M=$(mktemp); {run} >\"$M\" & W=$!; "
+                 f"until grep -q '^{START_MARK}' \"$M\" || ! kill -0 $W 2>/dev/null; "
+                 f"do sleep 0.1; done; rm -f \"$M\"")
+    else:
+        start = f"{run} >/dev/null & W=$!"
+    return f"{start}; sleep {lead_s:g}; {probe}; rc=$?; wait $W; exit $rc"
 
 
 def _probe_command(target_name: str, kind: str, seconds: float) -> str:
@@ -141,15 +151,17 @@ def _headline(kind: str, out: dict[str, Any]) -> dict[str, Any]:
 
 
 async def probe_target(target: Runner, kind: str, seconds: float = 1.0,
-                       during: str | None = None, during_timeout_s: float = 0.0
-                       ) -> dict[str, Any]:
+                       during: str | None = None, during_timeout_s: float = 0.0,
+                       after_mark: bool = False) -> dict[str, Any]:
     """A tier-2 probe on ``target``: ``runqlat`` (run-queue latency, CO-RE probe on the
     sched tracepoints) or ``top``. With ``during``, taken while that workload runs (an
     episode's workload has ended by the time its profile is read, and a probe of the idle
-    target would say nothing waits); ``during_timeout_s`` is the workload's own limit."""
+    target would say nothing waits); ``during_timeout_s`` is the workload's own limit,
+    ``after_mark`` as for ``beside``."""
     text, timeout_s = _probe_command(target.name, kind, seconds), seconds + 60
     what = "the run-queue probe" if kind == "runqlat" else "the top snapshot"
     if during is not None:
-        text, timeout_s = beside(during, text), timeout_s + LEAD_S + during_timeout_s
+        text = beside(during, text, after_mark=after_mark)
+        timeout_s += LEAD_S + during_timeout_s
         what += " beside the workload"
     return _headline(kind, _last_json(await _run(target, text, timeout_s), what, target.name))

@@ -16,6 +16,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from schedcpd.analysis import tier1
@@ -26,15 +27,40 @@ from schedcpd.analysis.tier2 import exits
 # lab's latency workload's first 0.2-2.2 s its four stress-ng hogs used 0.11-0.18 CPU each
 # (not CPU-bound yet), over 1.0-3.0 s 0.26 and over 1.5-3.5 s 0.38 (measured in the guest).
 LEAD_S = 1.0
+# A workload with a set-up of its own (inputs copied into memory, say) prints this line on
+# its standard output when its measured part begins; with ``after_mark`` the lead counts
+# from there. Set-up done in the workload's own first process is left out of the
+# accounting too: the process that starts the most others is its driver (``exits.jobs``).
+START_MARK = "@@measured"
 
 
-def run(argv: list[str], interval_s: float, lead_s: float = LEAD_S) -> dict[str, object]:
+def _marked(proc: subprocess.Popen[bytes]) -> threading.Event:
+    """Set when the command prints START_MARK, or ends without it. Its output is read to
+    the end either way: a full pipe would stop it."""
+    seen = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(START_MARK.encode()):
+                seen.set()
+        seen.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    return seen
+
+
+def run(argv: list[str], interval_s: float, lead_s: float = LEAD_S,
+        after_mark: bool = False) -> dict[str, object]:
     t0 = time.monotonic()
     with tempfile.NamedTemporaryFile(prefix="schedcp-acct-") as f:
         exits._acct(f.name)
         try:
-            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL, stdout=(
+                subprocess.PIPE if after_mark else subprocess.DEVNULL))
             try:
+                if after_mark:
+                    _marked(proc).wait()
                 time.sleep(lead_s)
                 summary = tier1.sample(interval_s)
             finally:
@@ -51,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=2.0)
     ap.add_argument("--lead", type=float, default=LEAD_S,
                     help="seconds between the command's start and tier 1's first read")
+    ap.add_argument("--after-mark", action="store_true",
+                    help=f"count the lead from the command's {START_MARK!r} line")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -58,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print("run_profile: no command (-- CMD...)", file=sys.stderr)
         return 2
     try:
-        out = run(cmd, args.interval, args.lead)
+        out = run(cmd, args.interval, args.lead, args.after_mark)
     except (ValueError, exits.ExitsError, OSError) as exc:
         print(f"run_profile: {exc}", file=sys.stderr)
         return 2

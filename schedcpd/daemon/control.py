@@ -63,7 +63,7 @@ class DaemonPlane:
         if rec.workload:
             m = self.measured(rec)
             prof = await profile_run(self.d.target, fresh_dir(m.command), seconds,
-                                     goals or (m.goal,), m.timeout_s)
+                                     goals or (m.goal,), m.timeout_s, m.marks_start)
         else:
             prof = await profile_target(self.d.target, seconds, goals)
         self.ep.profile = prof.description
@@ -72,7 +72,8 @@ class DaemonPlane:
     async def probe(self, rec: EpisodeRecord, kind: str) -> dict[str, Any]:
         if rec.workload:  # the episode's workload, run again for the probe to see
             m = self.measured(rec)
-            return await probe_target(self.d.target, kind, PROBE_S, m.command, m.timeout_s)
+            return await probe_target(self.d.target, kind, PROBE_S, m.command, m.timeout_s,
+                                      m.marks_start)
         return await probe_target(self.d.target, kind, PROBE_S)
 
     async def measure(self, rec: EpisodeRecord, runs: int) -> list[float]:

@@ -28,14 +28,24 @@ is identifiable from its command in the paper. The short tasks keep the tool's o
 ``LONG_SUFFIX`` is that suffix; benchmarks also measure ljf without names (its
 longest-runtime mode), which is what is left when the long job cannot be named.
 
+**Sizes.** The long task does as much CPU work as the 39 short ones together (measured in
+the lab guest): it alone is then the batch's lower bound, and the makespan is decided by
+when it starts, as in the paper's long-tail batches. In the fluid model (fair sharing, 2
+CPUs) EEVDF then ends at 1.49x that bound and the best schedule at 1.0x: 33 % is the most
+any scheduler can gain. (At 16 short tasks' worth, the previous size, the most was 21 %.)
+
 Inputs are generated on the host from fixed seeds into
 ``paths.cache_dir()/workloads/longtail-tools/<name>-<digest>/`` (the digest covers the
-generator's parameters, so a change regenerates them) and read by the guest through its
-read-only view of the host. Tasks write their outputs under the job's own working
-directory, removed when the batch ends. ``runner.py`` (written next to the inputs) starts
-the tasks, reaps each with ``wait4`` for its CPU time (its waited-for children included)
-and prints the summary line ``@longtail makespan_s=... lower_bound_s=...`` where the lower
-bound is max(longest task's CPU time, total CPU time / CPUs).
+generator's parameters, so a change regenerates them). ``runner.py`` (written next to the
+inputs) copies them into the job's working directory (guest RAM) before the clock starts,
+as a batch reads a warm page cache, not the host through virtiofs, and prints
+``run_profile.START_MARK`` (observation reads the batch from there); then it starts the
+tasks with ``$IN`` set to that copy, reaps each with ``wait4`` for its CPU time (its
+waited-for children included) and prints one line per task (CPU time, start, end,
+voluntary and involuntary switches) and the summary line ``@longtail makespan_s=...
+lower_bound_s=...`` where the lower bound is max(longest task's CPU time, total CPU time
+/ CPUs). Tasks write their outputs under the job's working directory; the copy and the
+outputs are removed when the batch ends.
 """
 
 from __future__ import annotations
@@ -53,12 +63,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schedcpd import paths
+from schedcpd.analysis.run_profile import START_MARK
 from schedcpd.lab.job import guest_path
 
 SHORT_TASKS = 39
 LONG_INDEX = SHORT_TASKS // 2  # the long task starts among the short ones, not first
 LONG_SUFFIX = "_large"
 TIMEOUT_S = 300.0
+STAGED = '"$IN"'  # the inputs' directory as the tasks see it: the runner's copy in guest RAM
 SEED = 20250901  # the paper's month: any fixed value keeps inputs identical across hosts
 
 
@@ -71,11 +83,22 @@ class ToolsError(RuntimeError):
 RUNNER_PY = r'''
 import os, shutil, signal, sys, time
 
+def stage(src):
+    """The inputs copied into this (tmpfs) directory before the clock starts: the batch
+    then reads memory, as from a warm page cache, not the host through virtiofs. Copied by
+    this process, not a child: observation leaves the driver's own work out."""
+    dst = os.path.abspath("longtail-in")
+    t = time.monotonic()
+    shutil.copytree(src, dst, symlinks=True)
+    return dst, time.monotonic() - t
+
 def main(taskfile):
     tasks = [ln.rstrip("\n").split("\t", 1) for ln in open(taskfile) if ln.strip()]
     out = os.path.abspath("longtail-out")
     os.makedirs(out, exist_ok=True)
-    env = dict(os.environ, OUT=out, LC_ALL="C")
+    staged, stage_s = stage(os.path.dirname(os.path.abspath(taskfile)))
+    env = dict(os.environ, OUT=out, IN=staged, LC_ALL="C")
+    print("@@START_MARK@@", flush=True)
     t0 = time.monotonic()
     kinds = {}
     for i, (kind, cmd) in enumerate(tasks):
@@ -84,24 +107,28 @@ def main(taskfile):
         # then end in write errors instead of the usual quiet SIGPIPE.
         pid = os.posix_spawn("/bin/sh", ["sh", "-c", cmd.replace("@N", "%02d" % i)], env,
                              setsigdef=[signal.SIGPIPE])
-        kinds[pid] = kind
-    total = longest = long_done = end = 0.0
+        kinds[pid] = (kind, time.monotonic() - t0)
+    total = longest = long_start = long_done = end = 0.0
     failed = 0
     for _ in tasks:
         pid, status, ru = os.wait4(-1, 0)
         cpu, done = ru.ru_utime + ru.ru_stime, time.monotonic() - t0
         if os.waitstatus_to_exitcode(status) != 0:
             failed += 1
-        print("task %s cpu_s=%.4f done_s=%.4f rc=%d" % (kinds[pid], cpu, done,
-              os.waitstatus_to_exitcode(status)))
+        # Voluntary switches are sleeps (I/O, pipes, page faults on a shared file system).
+        print("task %s cpu_s=%.4f start_s=%.4f done_s=%.4f rc=%d vcsw=%d ivcsw=%d" % (
+              kinds[pid][0], cpu, kinds[pid][1], done, os.waitstatus_to_exitcode(status),
+              ru.ru_nvcsw, ru.ru_nivcsw))
         total, longest, end = total + cpu, max(longest, cpu), done
-        if kinds[pid] == "long":
-            long_done = done
+        if kinds[pid][0] == "long":
+            long_start, long_done = kinds[pid][1], done
     ncpu = os.cpu_count() or 1
     shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(staged, ignore_errors=True)
     print("@longtail makespan_s=%.4f lower_bound_s=%.4f total_cpu_s=%.4f longest_cpu_s=%.4f "
-          "long_done_s=%.4f cpus=%d tasks=%d failed=%d" % (end, max(longest, total / ncpu),
-          total, longest, long_done, ncpu, len(tasks), failed))
+          "long_start_s=%.4f long_done_s=%.4f cpus=%d tasks=%d failed=%d stage_s=%.3f" % (
+          end, max(longest, total / ncpu), total, longest, long_start, long_done, ncpu,
+          len(tasks), failed, stage_s))
     return 1 if failed else 0
 
 sys.exit(main(sys.argv[1]))
@@ -301,10 +328,11 @@ class ToolWorkload:
     description: str
     unit: int  # a short task's input size, in the generator's unit
     factor: int  # the long task's input is this many units: sized so that, in the lab
-    # guest, the long task does about 16 times a short one's CPU work (29 % of the batch)
+    # guest, the long task does as much CPU work as the 39 short ones together
     generate: Callable[[Path, list[int]], None]  # (directory, input size of each task)
-    task: Callable[[str, str], str]  # (program path, input dir) -> one task's shell command;
-    # the runner replaces @N with the task's index and sets $OUT to its output directory
+    task: Callable[[str, str], str]  # (program path, input dir as a shell word) -> one
+    # task's shell command; the runner replaces @N with the task's index, sets $IN to its
+    # copy of the inputs and $OUT to the task's output directory
     extra: tuple[tuple[str, str], ...] = ()  # (file name, text) written next to the inputs
 
     def sizes(self) -> list[int]:
@@ -322,45 +350,45 @@ def _q(s: str) -> str:
 
 SUITE: tuple[ToolWorkload, ...] = (
     ToolWorkload("lt-compress", "gzip", "gzip -9 of 39 text files and one large one",
-                 100_000, 310, gen_compress,
-                 lambda prog, d: f"{_q(prog)} -9 -c {_q(d)}/in@N.txt >\"$OUT/@N.gz\""),
+                 100_000, 224, gen_compress,
+                 lambda prog, d: f"{_q(prog)} -9 -c {d}/in@N.txt >\"$OUT/@N.gz\""),
     ToolWorkload("lt-transcode", "ffmpeg",
                  "ffmpeg MJPEG to H.264 (1 thread) of 39 clips and one long one",
-                 5, 120, gen_transcode,
+                 5, 342, gen_transcode,
                  lambda prog, d: (f"{_q(prog)} -nostdin -loglevel error -threads 1 -i "
-                                  f"{_q(d)}/in@N.avi -c:v libx264 -preset veryfast "
+                                  f"{d}/in@N.avi -c:v libx264 -preset veryfast "
                                   "-threads 1 -y \"$OUT/@N.mp4\"")),
     ToolWorkload("lt-tests", "python3",
                  "python3 -m unittest of 39 test modules and one large one",
-                 1, 340, gen_tests,
-                 lambda prog, d: (f"cd {_q(d)} && {_q(prog)} -B -m unittest -q test_m@N "
+                 1, 596, gen_tests,
+                 lambda prog, d: (f"cd {d} && {_q(prog)} -B -m unittest -q test_m@N "
                                   ">\"$OUT/@N.log\" 2>&1")),
     ToolWorkload("lt-gitadd", "git", "git add -A of 39 trees of files and one large one",
-                 8, 520, gen_gitadd,
+                 8, 535, gen_gitadd,
                  # One exec per task, like the others: a read-only bare skeleton with the
                  # index and the objects in the task's own output directory.
                  lambda prog, d: ("GIT_INDEX_FILE=\"$OUT/@N/index\" "
                                   "GIT_OBJECT_DIRECTORY=\"$OUT/@N\" "
-                                  f"{_q(prog)} --git-dir={_q(d)}/skel "
-                                  f"--work-tree={_q(d)}/in@N add -A")),
+                                  f"{_q(prog)} --git-dir={d}/skel "
+                                  f"--work-tree={d}/in@N add -A")),
     ToolWorkload("lt-checksum", "sha256sum",
                  "sha256sum of 39 directories of files and one large one",
-                 256 << 10, 1160, gen_checksum,
-                 lambda prog, d: f"{_q(prog)} {_q(d)}/in@N/* >\"$OUT/@N.sum\""),
+                 256 << 10, 1108, gen_checksum,
+                 lambda prog, d: f"{_q(prog)} {d}/in@N/* >\"$OUT/@N.sum\""),
     ToolWorkload("lt-hotkeys", "sort",
                  "sort | uniq -c: per-key counts of 39 key files and one large one",
-                 10_000, 320, gen_hotkeys,
-                 lambda prog, d: (f"{_q(prog)} --parallel=1 -S 400M {_q(d)}/in@N.txt | "
+                 10_000, 221, gen_hotkeys,
+                 lambda prog, d: (f"{_q(prog)} --parallel=1 -S 400M {d}/in@N.txt | "
                                   "uniq -c >\"$OUT/@N.counts\"")),
     ToolWorkload("lt-logs", "awk", "awk summary of 39 access logs and one large one",
-                 3_000, 256, gen_logs,
-                 lambda prog, d: (f"{_q(prog)} -f {_q(d)}/logs.awk {_q(d)}/in@N.log "
+                 3_000, 137, gen_logs,
+                 lambda prog, d: (f"{_q(prog)} -f {d}/logs.awk {d}/in@N.log "
                                   ">\"$OUT/@N.txt\""),
                  (("logs.awk", LOGS_AWK),)),
     ToolWorkload("lt-analytics", "python3",
                  "python3 funnel and revenue analytics of 39 event files and one large one",
-                 2_000, 560, gen_analytics,
-                 lambda prog, d: (f"{_q(prog)} -B {_q(d)}/analytics.py {_q(d)}/in@N.csv "
+                 2_000, 344, gen_analytics,
+                 lambda prog, d: (f"{_q(prog)} -B {d}/analytics.py {d}/in@N.csv "
                                   ">\"$OUT/@N.json\""),
                  (("analytics.py", ANALYTICS_PY),)),
 )
@@ -420,12 +448,12 @@ def inputs(w: ToolWorkload) -> Path:
                 shutil.rmtree(old, ignore_errors=True)
     # The runner and the task list are small and follow the code: written again when they
     # differ, so a change to them never needs new inputs.
-    gdir = guest_path(out)
     short, long_ = str(tool_path(w.tool)), guest_path(long_alias(w))
     rows = [f"{'long' if i == LONG_INDEX else 'short'}\t"
-            f"{w.task(long_ if i == LONG_INDEX else short, gdir)}"
+            f"{w.task(long_ if i == LONG_INDEX else short, STAGED)}"
             for i in range(SHORT_TASKS + 1)]
-    for name, text in (*w.extra, ("runner.py", RUNNER_PY),
+    runner = RUNNER_PY.replace("@@START_MARK@@", START_MARK)
+    for name, text in (*w.extra, ("runner.py", runner),
                        ("tasks.tsv", "\n".join(rows) + "\n")):
         _write_if_changed(out / name, text)
     return out

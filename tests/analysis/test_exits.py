@@ -10,6 +10,7 @@ import pytest
 
 from schedcpd.analysis.measure import MeasureError, fresh_dir, measured, samples
 from schedcpd.analysis.profile import from_run
+from schedcpd.analysis.run_profile import START_MARK
 from schedcpd.analysis.run_profile import run as run_profile
 from schedcpd.analysis.tier2 import exits
 from schedcpd.deploy.local import LocalTarget
@@ -80,6 +81,20 @@ def test_a_run_profile_says_long_tail_in_its_description() -> None:
     assert "long tail: one job (longjob)" in prof.description
     assert prof.characteristics["exits_long_comm"] == "longjob"
     assert prof.goals == ("minimise makespan",) and prof.fingerprint
+
+
+def test_tier_1_reads_a_marked_run_from_its_mark_on() -> None:
+    # A set-up of 1.5 s (idle here), then the mark and the work: read from the command's
+    # start, tier 1 sees the set-up; read from the mark, the work.
+    cmd = ["sh", "-c", f"sleep 1.5; echo {START_MARK}; timeout 2 sh -c 'while :; do :; done'"]
+    early = from_run(run_profile(cmd, 0.5, lead_s=0.2), ()).characteristics
+    late = from_run(run_profile(cmd, 0.5, lead_s=0.2, after_mark=True), ()).characteristics
+    assert late["scope_cpu"] - early["scope_cpu"] >= 0.5, (early, late)
+
+
+def test_a_command_that_never_marks_is_read_when_it_ends() -> None:
+    out = run_profile(["sh", "-c", "echo no mark here; exit 3"], 0.1, after_mark=True)
+    assert out["exit"] == 3
 
 
 def test_tier_1_reads_the_run_from_its_lead_on() -> None:

@@ -11,6 +11,7 @@ import pytest
 from schedcpd import paths
 from schedcpd.analysis.on_target import command, probe_target, profile_target
 from schedcpd.analysis.profile import ProfileError
+from schedcpd.analysis.run_profile import START_MARK
 from schedcpd.deploy.local import LocalTarget
 from schedcpd.lab.job import guest_path
 
@@ -75,6 +76,16 @@ async def test_a_probe_beside_a_workload_sees_it_and_outlives_it() -> None:
     # The probe came back after the workload ended, not while it still ran.
     left = subprocess.run(["pgrep", "-f", "schedcp-beside"], capture_output=True)
     assert left.stdout.strip() == b"", left.stdout
+
+
+async def test_a_probe_beside_a_marked_workload_waits_for_its_mark() -> None:
+    # 2 s of set-up (idle), then the mark and three spinners for 3 s: a probe 0.5 s after
+    # the start would find nothing busy.
+    marked = (f"sleep 2; echo {START_MARK}; "
+              "for k in 1 2 3; do timeout 3 sh -c 'while :; do :; done' & done; wait")
+    found = await probe_target(LocalTarget(), "top", 0.5, during=marked, during_timeout_s=30,
+                               after_mark=True)
+    assert found["top_busy"] >= 3, found
 
 
 async def test_an_unknown_probe_is_a_clear_error() -> None:
