@@ -28,11 +28,13 @@ is identifiable from its command in the paper. The short tasks keep the tool's o
 ``LONG_SUFFIX`` is that suffix; benchmarks also measure ljf without names (its
 longest-runtime mode), which is what is left when the long job cannot be named.
 
-**Sizes.** The long task does as much CPU work as the 39 short ones together (measured in
-the lab guest): it alone is then the batch's lower bound, and the makespan is decided by
-when it starts, as in the paper's long-tail batches. In the fluid model (fair sharing, 2
-CPUs) EEVDF then ends at 1.49x that bound and the best schedule at 1.0x: 33 % is the most
-any scheduler can gain. (At 16 short tasks' worth, the previous size, the most was 21 %.)
+**Sizes.** The long task does as much CPU work as the 39 short ones together, each task
+measured alone in the lab guest (``benchmarks/longtail_sizes.py``; inside a batch the CPU
+time of a task depends on what runs beside it): the long task is then the batch's lower
+bound, and the makespan is decided by when it starts, as in the paper's long-tail batches.
+In the fluid model (fair sharing, 2 CPUs) EEVDF then ends at 1.49x that bound and the best
+schedule at 1.0x: 33 % is the most any scheduler can gain. (At 16 short tasks' worth, the
+previous size, the most was 21 %.)
 
 Inputs are generated on the host from fixed seeds into
 ``paths.cache_dir()/workloads/longtail-tools/<name>-<digest>/`` (the digest covers the
@@ -83,6 +85,8 @@ class ToolsError(RuntimeError):
 RUNNER_PY = r'''
 import os, shutil, signal, sys, time
 
+ENDED = []  # (kind, cpu_s, start_s, done_s, exit code) per task, in the order they ended
+
 def stage(src):
     """The inputs copied into this (tmpfs) directory before the clock starts: the batch
     then reads memory, as from a warm page cache, not the host through virtiofs. Copied by
@@ -92,7 +96,20 @@ def stage(src):
     shutil.copytree(src, dst, symlinks=True)
     return dst, time.monotonic() - t
 
-def main(taskfile):
+def reap(pid, kinds, t0):
+    """Wait for the task ``pid`` (-1: any), record it and print how it ran."""
+    pid, status, ru = os.wait4(pid, 0)
+    kind, start = kinds[pid]
+    cpu, end = ru.ru_utime + ru.ru_stime, time.monotonic() - t0
+    rc = os.waitstatus_to_exitcode(status)
+    ENDED.append((kind, cpu, start, end, rc))
+    # Voluntary switches are sleeps (I/O, pipes, page faults on a shared file system).
+    print("task %s cpu_s=%.4f start_s=%.4f done_s=%.4f rc=%d vcsw=%d ivcsw=%d" % (
+          kind, cpu, start, end, rc, ru.ru_nvcsw, ru.ru_nivcsw))
+
+def main(taskfile, alone=False):
+    """With ``alone`` each task runs by itself, one after another: what each costs with
+    nothing beside it (how the batch is sized), not a batch."""
     tasks = [ln.rstrip("\n").split("\t", 1) for ln in open(taskfile) if ln.strip()]
     out = os.path.abspath("longtail-out")
     os.makedirs(out, exist_ok=True)
@@ -108,30 +125,23 @@ def main(taskfile):
         pid = os.posix_spawn("/bin/sh", ["sh", "-c", cmd.replace("@N", "%02d" % i)], env,
                              setsigdef=[signal.SIGPIPE])
         kinds[pid] = (kind, time.monotonic() - t0)
-    total = longest = long_start = long_done = end = 0.0
-    failed = 0
-    for _ in tasks:
-        pid, status, ru = os.wait4(-1, 0)
-        cpu, done = ru.ru_utime + ru.ru_stime, time.monotonic() - t0
-        if os.waitstatus_to_exitcode(status) != 0:
-            failed += 1
-        # Voluntary switches are sleeps (I/O, pipes, page faults on a shared file system).
-        print("task %s cpu_s=%.4f start_s=%.4f done_s=%.4f rc=%d vcsw=%d ivcsw=%d" % (
-              kinds[pid][0], cpu, kinds[pid][1], done, os.waitstatus_to_exitcode(status),
-              ru.ru_nvcsw, ru.ru_nivcsw))
-        total, longest, end = total + cpu, max(longest, cpu), done
-        if kinds[pid][0] == "long":
-            long_start, long_done = kinds[pid][1], done
-    ncpu = os.cpu_count() or 1
+        if alone:
+            reap(pid, kinds, t0)
+    while len(ENDED) < len(tasks):
+        reap(-1, kinds, t0)
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(staged, ignore_errors=True)
+    cpus = [cpu for _, cpu, _, _, _ in ENDED]
+    long_start, long_done = next((s, e) for k, _, s, e, _ in ENDED if k == "long")
+    failed = sum(1 for *_, rc in ENDED if rc != 0)
+    ncpu = os.cpu_count() or 1
     print("@longtail makespan_s=%.4f lower_bound_s=%.4f total_cpu_s=%.4f longest_cpu_s=%.4f "
           "long_start_s=%.4f long_done_s=%.4f cpus=%d tasks=%d failed=%d stage_s=%.3f" % (
-          end, max(longest, total / ncpu), total, longest, long_start, long_done, ncpu,
-          len(tasks), failed, stage_s))
+          max(e for _, _, _, e, _ in ENDED), max(max(cpus), sum(cpus) / ncpu), sum(cpus),
+          max(cpus), long_start, long_done, ncpu, len(tasks), failed, stage_s))
     return 1 if failed else 0
 
-sys.exit(main(sys.argv[1]))
+sys.exit(main(sys.argv[1], "--alone" in sys.argv[2:]))
 '''
 
 
@@ -328,7 +338,8 @@ class ToolWorkload:
     description: str
     unit: int  # a short task's input size, in the generator's unit
     factor: int  # the long task's input is this many units: sized so that, in the lab
-    # guest, the long task does as much CPU work as the 39 short ones together
+    # guest, the long task does as much CPU work as the 39 short ones together, each task
+    # measured alone (benchmarks/longtail_sizes.py: within 16 % of that)
     generate: Callable[[Path, list[int]], None]  # (directory, input size of each task)
     task: Callable[[str, str], str]  # (program path, input dir as a shell word) -> one
     # task's shell command; the runner replaces @N with the task's index, sets $IN to its
@@ -350,21 +361,21 @@ def _q(s: str) -> str:
 
 SUITE: tuple[ToolWorkload, ...] = (
     ToolWorkload("lt-compress", "gzip", "gzip -9 of 39 text files and one large one",
-                 100_000, 224, gen_compress,
+                 100_000, 198, gen_compress,
                  lambda prog, d: f"{_q(prog)} -9 -c {d}/in@N.txt >\"$OUT/@N.gz\""),
     ToolWorkload("lt-transcode", "ffmpeg",
                  "ffmpeg MJPEG to H.264 (1 thread) of 39 clips and one long one",
-                 5, 342, gen_transcode,
+                 5, 296, gen_transcode,
                  lambda prog, d: (f"{_q(prog)} -nostdin -loglevel error -threads 1 -i "
                                   f"{d}/in@N.avi -c:v libx264 -preset veryfast "
                                   "-threads 1 -y \"$OUT/@N.mp4\"")),
     ToolWorkload("lt-tests", "python3",
                  "python3 -m unittest of 39 test modules and one large one",
-                 1, 596, gen_tests,
+                 1, 488, gen_tests,
                  lambda prog, d: (f"cd {d} && {_q(prog)} -B -m unittest -q test_m@N "
                                   ">\"$OUT/@N.log\" 2>&1")),
     ToolWorkload("lt-gitadd", "git", "git add -A of 39 trees of files and one large one",
-                 8, 535, gen_gitadd,
+                 8, 314, gen_gitadd,
                  # One exec per task, like the others: a read-only bare skeleton with the
                  # index and the objects in the task's own output directory.
                  lambda prog, d: ("GIT_INDEX_FILE=\"$OUT/@N/index\" "
@@ -373,21 +384,21 @@ SUITE: tuple[ToolWorkload, ...] = (
                                   f"--work-tree={d}/in@N add -A")),
     ToolWorkload("lt-checksum", "sha256sum",
                  "sha256sum of 39 directories of files and one large one",
-                 256 << 10, 1108, gen_checksum,
+                 256 << 10, 625, gen_checksum,
                  lambda prog, d: f"{_q(prog)} {d}/in@N/* >\"$OUT/@N.sum\""),
     ToolWorkload("lt-hotkeys", "sort",
                  "sort | uniq -c: per-key counts of 39 key files and one large one",
-                 10_000, 221, gen_hotkeys,
+                 10_000, 195, gen_hotkeys,
                  lambda prog, d: (f"{_q(prog)} --parallel=1 -S 400M {d}/in@N.txt | "
                                   "uniq -c >\"$OUT/@N.counts\"")),
     ToolWorkload("lt-logs", "awk", "awk summary of 39 access logs and one large one",
-                 3_000, 137, gen_logs,
+                 3_000, 104, gen_logs,
                  lambda prog, d: (f"{_q(prog)} -f {d}/logs.awk {d}/in@N.log "
                                   ">\"$OUT/@N.txt\""),
                  (("logs.awk", LOGS_AWK),)),
     ToolWorkload("lt-analytics", "python3",
                  "python3 funnel and revenue analytics of 39 event files and one large one",
-                 2_000, 344, gen_analytics,
+                 2_000, 278, gen_analytics,
                  lambda prog, d: (f"{_q(prog)} -B {d}/analytics.py {d}/in@N.csv "
                                   ">\"$OUT/@N.json\""),
                  (("analytics.py", ANALYTICS_PY),)),
@@ -467,8 +478,10 @@ def _write_if_changed(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def command(w: ToolWorkload) -> str:
-    """The shell command the lab runs for ``w`` (inputs and the alias prepared first)."""
+def command(w: ToolWorkload, alone: bool = False) -> str:
+    """The shell command the lab runs for ``w`` (inputs and the alias prepared first); with
+    ``alone``, its tasks one after another (``benchmarks/longtail_sizes.py``)."""
     d = guest_path(inputs(w))
     long_alias(w)
-    return f"/usr/bin/python3 -I {_q(d)}/runner.py {_q(d)}/tasks.tsv"
+    return (f"/usr/bin/python3 -I {_q(d)}/runner.py {_q(d)}/tasks.tsv"
+            + (" --alone" if alone else ""))
