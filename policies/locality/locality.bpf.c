@@ -4,9 +4,12 @@
  *
  * A task that runs again on the CPU it ran on finds its data still in that CPU's caches.
  * Each CPU has its own queue; a task goes back to the queue of the CPU it last ran on
- * (or an idle CPU at wakeup, preferring its previous one). A CPU whose queue is empty
- * steals from the next other queue (round robin) holding at least steal_min tasks, so no CPU idles
- * while work waits elsewhere. One shared queue would bounce tasks between CPUs.
+ * (or an idle CPU at wakeup, preferring its previous one) unless another CPU's queue is
+ * shorter: then to that one, so queues of busy CPUs stay even and the odd task rotates
+ * (2 and 3 hogs on two CPUs would otherwise get 1/2 and 1/3 of a CPU for ever). A CPU
+ * whose queue is empty steals from the next other queue (round robin) holding at least
+ * steal_min tasks, so no CPU idles while work waits elsewhere. One shared queue would
+ * bounce every task between CPUs.
  */
 #include <schedcp/scx.bpf.h>
 #include <schedcp/primitives/idle.h>
@@ -30,10 +33,10 @@ s32 BPF_STRUCT_OPS(locality_select_cpu, struct task_struct *p, s32 prev_cpu, u64
 	return schedcp_select_idle_direct(p, prev_cpu, wake_flags, slice_us * NSEC_PER_USEC);
 }
 
-/* Back to the queue of the CPU the task is on; wake that CPU if it sleeps. */
+/* Back to the queue of the CPU the task is on, or a shorter one; wake that CPU if it sleeps. */
 void BPF_STRUCT_OPS(locality_enqueue, struct task_struct *p, u64 enq_flags)
 {
-	s32 cpu = scx_bpf_task_cpu(p);
+	s32 cpu = schedcp_shorter_queue(p, scx_bpf_task_cpu(p), CPU_DSQ(0));
 
 	scx_bpf_dsq_insert(p, CPU_DSQ(cpu), slice_us * NSEC_PER_USEC, enq_flags);
 	scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);

@@ -6,7 +6,7 @@ second, a fork storm) to completion and detaches. Nothing may stall or be ejecte
 
 The same boot measures two ljf behaviours that mixed cannot show: wake preemption, which
 keeps a long job that sleeps often (as one that reads files does) on a CPU, and per-CPU
-kthreads served before the long job on its own CPU.
+kthreads served before the long job on its own CPU; and locality's queues kept even.
 """
 
 from __future__ import annotations
@@ -63,6 +63,36 @@ wait $L
 t2=$(now)
 echo "@kworker cpu=$cpu $(awk "BEGIN {print \"shorts_s=\" $t1 - $t0, \"long_s=\" $t2 - $t0}")"
 """
+# Six CPU hogs started two on CPU 0 and four on CPU 1, then allowed both. Hogs never wake
+# and stealing needs an empty queue, so only enqueue can move them. Prints the least and
+# the most CPU ticks a hog got in the next 4 s (1:2 when each stays where it started).
+# Python, not a shell loop: every program started beside six hogs waits behind them at
+# each of its page faults' wakeups, for seconds.
+UNEVEN_PY = """
+import os, time
+pids = []
+for cpu in (0, 0, 1, 1, 1, 1):
+    pid = os.fork()
+    if pid == 0:
+        os.sched_setaffinity(0, {cpu})
+        while True:
+            pass
+    pids.append(pid)
+time.sleep(1)
+for pid in pids:
+    os.sched_setaffinity(pid, {0, 1})
+time.sleep(1)
+def ticks():
+    stats = [open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split() for pid in pids]
+    return [int(st[11]) + int(st[12]) for st in stats]  # utime + stime
+before = ticks()
+time.sleep(4)
+got = [b - a for a, b in zip(before, ticks())]
+for pid in pids:
+    os.kill(pid, 9)
+print(f"@uneven least={min(got)} most={max(got)}")
+"""
+UNEVEN_SH = f"python3 -c '{UNEVEN_PY}'"
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +111,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], G
     params = {"long_comms": "cpulong", "long_after_ms": 0}
     steps[("ljf-kworker", "")] = Step(KWORKER_SH, 120.0, prepare(
         find_policy("ljf"), params, out / "ljf-kworker"))
+    steps[("locality-uneven", "")] = Step(UNEVEN_SH, 60.0, prepare(
+        find_policy("locality"), {}, out / "locality-uneven"))
     got = asyncio.run(run_steps(list(steps.values())))
     return dict(zip(steps, got, strict=True))
 
@@ -120,3 +152,12 @@ def test_ljf_runs_the_kworkers_on_the_long_jobs_cpu(
     assert r.attached and r.ok and not r.ejected, (r.summary(), r.stderr[-1000:])
     d = workloads.details(r.stdout)
     assert d["shorts_s"] < 0.5 * d["long_s"], r.stdout
+
+
+def test_locality_evens_the_queues_of_busy_cpus(
+        results: dict[tuple[str, str], GuestResult]) -> None:
+    """Stealing alone never moves a hog between two busy CPUs: 1:2 for ever."""
+    r = results[("locality-uneven", "")]
+    assert r.attached and r.ok and not r.ejected, (r.summary(), r.stderr[-1000:])
+    d = workloads.details(r.stdout)
+    assert d["least"] > 0.75 * d["most"], r.stdout

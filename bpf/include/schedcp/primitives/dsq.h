@@ -7,6 +7,7 @@
  *   low-priority one unserved longer than starve_ns, so strict priorities cannot turn
  *   into a watchdog stall.
  * schedcp_steal(): take a task from another CPU's queue (work stealing).
+ * schedcp_shorter_queue(): the allowed CPU whose queue is shorter than the task's own.
  */
 #pragma once
 
@@ -58,4 +59,29 @@ static __always_inline bool schedcp_steal(s32 self, u64 first_dsq, u32 min_queue
 			return true;
 	}
 	return false;
+}
+
+/*
+ * The CPU among p's allowed ones whose per-CPU queue holds fewer tasks than own's (p not
+ * counted), the shortest such; own when none does. Stealing only evens queues when one
+ * runs dry: two busy CPUs holding 2 and 3 hogs would give them 1/2 and 1/3 of a CPU each
+ * for ever. Moving a task at enqueue to a shorter queue rotates the odd one out instead.
+ */
+static __always_inline s32 schedcp_shorter_queue(struct task_struct *p, s32 own, u64 first_dsq)
+{
+	u32 nr = scx_bpf_nr_cpu_ids();
+	s32 best = own, best_n = scx_bpf_dsq_nr_queued(first_dsq + own);
+
+	for (u32 cpu = 0; cpu < SCHEDCP_MAX_CPUS && cpu < nr && best_n > 0; cpu++) {
+		s32 n;
+
+		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
+		n = scx_bpf_dsq_nr_queued(first_dsq + cpu);
+		if (n < best_n) {
+			best = cpu;
+			best_n = n;
+		}
+	}
+	return best;
 }
