@@ -157,7 +157,8 @@ def markdown(result: Mapping[str, Any]) -> str:
 
 def charts(result: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """``bench-<suite>.png``: each role's ratio to EEVDF with its interval (and, for
-    long-tail batches, the lower bound's ratio, the best possible); and
+    long-tail batches, the ratio of the lower bound of EEVDF's runs: under TCG a batch's
+    CPU time depends on its schedule, so a scheduler can end below it); and
     ``bench-<suite>-cost.png``: control-plane seconds per iteration of each episode."""
     import matplotlib
     matplotlib.use("Agg")
@@ -184,7 +185,7 @@ def charts(result: Mapping[str, Any], out_dir: Path) -> list[Path]:
              if wls[n].get("lower_bound") and wls[n]["eevdf"].get("median")]
     if bound:
         ax.scatter([b[0] for b in bound], [b[1] for b in bound], marker="_", s=900,
-                   color="black", label="lower bound (best possible)", zorder=3)
+                   color="black", label="lower bound of EEVDF's runs", zorder=3)
     ax.axhline(1.0, color="grey", linewidth=1, linestyle="--")
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
     ax.set_ylabel(f"{_metric_of(wls)} / EEVDF (lower is better)")
