@@ -108,8 +108,8 @@ SHARES = (Share("hostroot", "/", "auto"), Share("hostusr", "/usr", "always"))
 
 
 async def start_shares(d: Path) -> list[asyncio.subprocess.Process]:
-    """One virtiofsd per share, its socket in ``d``; the caller kills them (``kill_process``),
-    also when this raises: the ones already started are in the list it was building."""
+    """One virtiofsd per share, its socket in ``d``; the caller kills them (``kill_process``)
+    when the guest is done. If one fails to start, those already started are killed here."""
     procs: list[asyncio.subprocess.Process] = []
     try:
         for sh in SHARES:

@@ -104,7 +104,7 @@ def test_new_sizes_make_new_inputs_and_drop_the_old(cache: Path) -> None:
 
 
 def test_observing_a_batch_skips_its_set_up_and_names_the_long_job(cache: Path) -> None:
-    """At its lab size: the runner copies 26 MB of inputs before its mark, and neither
+    """At its lab size: the runner copies 24 MB of inputs before its mark, and neither
     tier 1 nor the accounting may take that copy for the batch (a copy by a child process
     was the busiest job of lt-checksum and lt-gitadd; tier 1 saw only the copy)."""
     w = lt.BY_NAME["lt-compress"]
