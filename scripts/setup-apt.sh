@@ -20,6 +20,10 @@ PACKAGES=(
   desktop-file-utils gjs gir1.2-glib-2.0 libglib2.0-bin
   # the bench's long-tail batches (schedcpd/lab/longtail_tools.py): transcoder and git
   ffmpeg git
+  # the bench's general suite (schedcpd/lab/general_tools.py): servers and their load
+  # generators, databases, CPython's own test modules, benchmarks
+  nginx-light lighttpd wrk curl redis-server redis-tools postgresql-15 sysbench
+  libpython3.11-testsuite bzip2 iproute2 openssl
 )
 BACKPORTS=(bpftool libbpf-dev)
 
@@ -71,6 +75,13 @@ SRC
   echo "setup-apt: added bookworm-backports from $MIRROR"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# The servers among the packages (nginx, lighttpd, redis, postgresql) are for the lab
+# guest's workloads, which start their own: none may start on the host. Without systemd
+# running, invoke-rc.d asks policy-rc.d, and 101 means "do not start".
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports "${BACKPORTS[@]}" >/dev/null

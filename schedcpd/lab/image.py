@@ -28,6 +28,8 @@ mount -t tmpfs tmp /tmp
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+# Loopback up: workloads serve and load-test on 127.0.0.1 (general_tools' servers).
+ip link set lo up 2>/dev/null
 if mount -t virtiofs -o ro hostroot /host; then
   # /usr from a share of its own that the guest caches in full (see vm.SHARES)
   mount -t virtiofs -o ro hostusr /host/usr

@@ -15,6 +15,7 @@ One place for the workloads that tests, benchmarks, the verifier and the agent s
 | latency  | cyclictest (SCHED_OTHER) beside stress-ng CPU hogs    | p99_wakeup_us            |
 | build    | ``make -j4`` of Lua 5.4's core (Debian source package) | build_s                 |
 | lt-*     | the paper's eight long-tail batches of real tools (``longtail_tools``) | makespan_s |
+| g-*      | servers, databases, pipelines of real programs (``general_tools``) | its own goal |
 
 Host-side pieces (a small C driver for mixed and longtail, the Lua source tree) are built
 or fetched once into ``paths.cache_dir()/workloads`` by ``Workload.command()``; the guest
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schedcpd import paths
-from schedcpd.lab import longtail_tools
+from schedcpd.lab import general_tools, longtail_tools
 from schedcpd.lab.job import SchedulerLoad, Step
 from schedcpd.lab.result import GuestResult
 
@@ -92,6 +93,19 @@ def _summary_value(key: str) -> Callable[[str, float], float]:
         if key not in d:
             raise WorkloadError(f"no {key}= in the workload's summary line: {stdout[-300:]!r}")
         return d[key]
+    return parse
+
+
+def metric_value(name: str) -> Callable[[str, float], float]:
+    """A parser of the value a run printed as ``SCHEDCP_METRIC <name> <value>``."""
+    def parse(stdout: str, wall_s: float) -> float:
+        from schedcpd.analysis.feedback import parse_metrics  # numpy: only when parsing
+
+        found = parse_metrics(stdout)
+        if name not in found:
+            raise WorkloadError(f"no 'SCHEDCP_METRIC {name} <value>' line in the output: "
+                                f"{stdout[-300:]!r}")
+        return found[name]
     return parse
 
 
@@ -391,6 +405,22 @@ WORKLOADS.update({
                      "s", True, longtail_tools.TIMEOUT_S, _tools_script(w),
                      _summary_value("makespan_s"), marks_start=True)
     for w in longtail_tools.SUITE
+})
+
+
+def _general_script(w: general_tools.GeneralWorkload) -> Callable[[], str]:
+    def script() -> str:
+        try:
+            return general_tools.command(w)
+        except (general_tools.GeneralError, OSError) as exc:
+            raise WorkloadError(f"{w.name}: {exc}") from None
+    return script
+
+
+WORKLOADS.update({
+    w.name: Workload(w.name, w.description, w.metric, w.unit, w.lower_is_better, w.timeout_s,
+                     _general_script(w), metric_value(w.metric), marks_start=True)
+    for w in general_tools.SUITE
 })
 
 
