@@ -178,6 +178,16 @@ async def _optimize(c: DaemonClient, a: argparse.Namespace) -> Any:
         opts["workload"] = a.workload
     if a.metric:
         opts["metric"] = a.metric
+    if a.goal:
+        opts["goal"] = a.goal
+    if a.guard:
+        opts["guards"] = list(a.guard)
+    if a.candidates:
+        opts["candidates"] = [c.strip() for c in a.candidates.split(",") if c.strip()]
+    budget = {k: v for k, v in (("runs", a.budget_runs), ("lab_s", a.budget_lab_s),
+                                ("arms", a.budget_arms)) if v}
+    if budget:
+        opts["budget"] = budget
     ep_id = (await c.tool("optimize", **opts))["episode_id"]
     if not a.wait:
         return OK, {"episode_id": ep_id}, f"episode {ep_id} started"
@@ -301,7 +311,20 @@ def register(sub: Subparsers) -> None:
                                        "run on the target: profiled, then measured before "
                                        "and after each deployment")
     p.add_argument("--metric", help="with -- CMD: the SCHEDCP_METRIC it prints (default: "
-                                     "its wall time, makespan_s)")
+                                     "what its SCHEDCP_GOAL line declares, else its wall "
+                                     "time, makespan_s)")
+    p.add_argument("--goal", choices=("lower", "higher"),
+                   help="the metric's direction (default: declared by the workload, else "
+                        "inferred from its name)")
+    p.add_argument("--guard", action="append", default=[], metavar="METRIC:DIR[:MARGIN]",
+                   help="a metric that may not regress by more than MARGIN (a fraction, "
+                        "default 0.05), e.g. rps:higher:0.05 (repeatable)")
+    p.add_argument("--budget-runs", type=int, help="workload runs the lab search may spend "
+                                                   "(the daemon's cap wins)")
+    p.add_argument("--budget-lab-s", type=float, help="lab seconds the search may spend")
+    p.add_argument("--budget-arms", type=int, help="new candidates per race at most")
+    p.add_argument("--candidates", metavar="P1,P2",
+                   help="race only these policies, in this order of preference")
     p.add_argument("--wait", action="store_true", help="follow the episode to its end")
     p.add_argument("--timeout", type=float, default=1800.0,
                    help="with --wait: give up following after this many seconds")

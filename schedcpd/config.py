@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,18 @@ class AgentConfig:
     episode_timeout_s: float = 900.0
     # Observation: how long tier 1 samples the target (while the episode's workload runs).
     observe_s: float = 2.0
+    # The measured search (agent/search.py): candidates race in a lab guest. Each round
+    # runs the baseline and every candidate left once; a race stops at race_max_runs
+    # rounds, race_runs runs or race_lab_s seconds, whichever comes first. The defaults
+    # keep an episode near 15 minutes in the TCG lab with a workload of ~10 s.
+    search: bool = True
+    race_min_runs: int = 3
+    race_max_runs: int = 8
+    race_runs: int = 60
+    race_lab_s: float = 600.0
+    explore: tuple[str, ...] = ()  # policies the search may race; empty: the whole library
+    max_arms: int = 0  # candidates in the first race at most; 0: all proposed
+    tune_trials: int = 2  # new settings of the leader's tunables in each later race
 
     def budget(self) -> Budget:
         from schedcpd.agent.budget import Budget
@@ -74,11 +87,26 @@ class AgentConfig:
         return Budget(self.episode_timeout_s, self.max_llm_calls, self.max_tokens,
                       self.max_cost, self.price_in_per_mtok, self.price_out_per_mtok)
 
-    def loop_settings(self, max_iterations: int | None = None) -> LoopSettings:
+    def loop_settings(self, max_iterations: int | None = None,
+                      budget: Mapping[str, Any] | None = None,
+                      candidates: Sequence[str] = ()) -> LoopSettings:
+        """The loop's settings. ``budget`` is the caller's (runs, lab_s, arms), capped by
+        ours; ``candidates`` the policies the caller wants raced, in its order."""
         from schedcpd.agent.loop import LoopSettings
+        from schedcpd.agent.search import RaceSettings
 
+        asked = budget or {}
+        race = RaceSettings(self.race_min_runs, max(self.race_min_runs, self.race_max_runs),
+                            min(self.race_runs, int(asked.get("runs", self.race_runs))),
+                            min(self.race_lab_s, float(asked.get("lab_s", self.race_lab_s))))
+        arms = int(asked.get("arms", 0))
+        arms = min(arms, self.max_arms) if arms and self.max_arms else arms or self.max_arms
+        explore = tuple(c for c in candidates if not self.explore or c in self.explore) \
+            if candidates else self.explore
         return LoopSettings(max_iterations or self.max_iterations, self.max_fixes,
-                            self.feedback_runs, (*self.allow, "keep"))  # type: ignore[arg-type]
+                            self.feedback_runs, (*self.allow, "keep"),  # type: ignore[arg-type]
+                            search=self.search, race=race, explore=explore, max_arms=arms,
+                            order=tuple(candidates), tune_trials=self.tune_trials)
 
 
 @dataclass(frozen=True)
@@ -183,6 +211,8 @@ def validate(cfg: DaemonConfig) -> DaemonConfig:
         _check_choice("agent.allow", action, ACTIONS)
     if not 0.05 <= cfg.agent.observe_s <= 60:
         raise ConfigError("agent.observe_s must be between 0.05 and 60 seconds")
+    if not 2 <= cfg.agent.race_min_runs <= cfg.agent.race_max_runs <= 50:
+        raise ConfigError("agent.race_min_runs and race_max_runs: 2 <= min <= max <= 50")
     return dataclasses.replace(cfg, agent=_validate_llm(cfg.agent))
 
 

@@ -83,6 +83,13 @@ def describe(step: str, p: dict[str, Any]) -> str | None:
         return f"observation: detected {p.get('description')}"
     if step == "probe":
         return f"observation: probed {p.get('kind')} ({p.get('why')})"
+    if step == "goal":
+        return f"observation: the workload declares its goal: {p.get('goal')}"
+    if step == "race":
+        if "candidates" in p:
+            return (f"planning ({p.get('iteration')}): race {', '.join(p['candidates'])} "
+                    f"against {p.get('baseline')} in the lab, by {p.get('goal')}")
+        return f"  race round {p.get('round')}: still in it: {', '.join(p.get('alive') or [])}"
     if step == "plan":
         return f"planning ({p.get('iteration')}): {p.get('plan')}: {p.get('rationale')}"
     if step == "verify":

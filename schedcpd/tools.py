@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
+from schedcpd.agent.goal import Goal, GoalError
 from schedcpd.analysis.profile import GOALS, ProfileError, WorkloadProfile
 from schedcpd.daemon.service import Caller, Daemon
 from schedcpd.deploy.target import TargetError
@@ -177,8 +178,11 @@ async def _set_mode(s: Services, a: dict[str, Any], c: Caller) -> Any:
 
 @tool("optimize", "Start an optimization episode: sched-agent profiles the target, plans, "
       "verifies, deploys or proposes according to the mode, and, given a workload, measures "
-      "it before and after each deployment and iterates. A named policy is the first plan. "
-      "Returns the episode id.",
+      "it before and after each deployment and iterates: with a workload, candidates race "
+      "in the lab by the goal (metric, direction 'goal', 'guards' that may not regress) "
+      "within the caller's 'budget' (runs, lab_s, arms per race; the daemon's caps win), "
+      "among its 'candidates' if it names them. A named policy "
+      "is the first plan. Returns the episode id.",
       {"target": {"type": "string", "maxLength": 4096},
        "policy": {"type": "string", "pattern": "^[a-z0-9_]{1,48}$"},
        "params": {"type": "object"},
@@ -186,6 +190,18 @@ async def _set_mode(s: Services, a: dict[str, Any], c: Caller) -> Any:
        # on the target: profiled, then timed before and after every deployment
        "workload": {"type": "string", "minLength": 1, "maxLength": 8192},
        "metric": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"},
+       "goal": {"enum": ["lower", "higher"]},
+       # METRIC:lower|higher[:MARGIN], e.g. rps:higher:0.05 (at most 5 % fewer requests/s)
+       "guards": {"type": "array", "maxItems": 4, "items": {
+           "type": "string",
+           "pattern": "^[A-Za-z0-9_]{1,64}:(lower|higher)(:(0|0?\\.[0-9]{1,4}))?$"}},
+       "budget": {"type": "object", "additionalProperties": False, "properties": {
+           "runs": {"type": "integer", "minimum": 4, "maximum": 1000},
+           "lab_s": {"type": "number", "minimum": 10, "maximum": 86400},
+           "arms": {"type": "integer", "minimum": 1, "maximum": 64}}},
+       # the policies to race, in the caller's order of preference (default: the library)
+       "candidates": {"type": "array", "maxItems": 64, "uniqueItems": True,
+                      "items": {"type": "string", "pattern": "^[a-z0-9_]{1,48}$"}},
        "goals": {"type": "array", "items": {"enum": list(GOALS)}, "uniqueItems": True},
        # a WorkloadProfile as a mapping (description, characteristics, goals,
        # fingerprint); without it the daemon profiles the target
@@ -193,6 +209,10 @@ async def _set_mode(s: Services, a: dict[str, Any], c: Caller) -> Any:
       action="org.schedcp.optimize")
 async def _optimize(s: Services, a: dict[str, Any], c: Caller) -> Any:
     options = {k: v for k, v in a.items() if k != "target"}
+    try:
+        Goal.of_request(options, str(options.get("metric") or "makespan_s"))
+    except GoalError as exc:
+        raise RequestError("InvalidArgument", f"goal: {exc}") from None
     if "profile" in options:
         try:
             WorkloadProfile.from_dict(options["profile"])

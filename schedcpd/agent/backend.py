@@ -5,7 +5,8 @@ decides, from the episode record:
 
 - Observation: which deeper probes the profile needs, if any (``observe``);
 - Planning: configure a policy's tunables, patch a policy, compose a new one, or keep the
-  current scheduler (``plan``);
+  current scheduler (``plan``); or, where the workload can be measured, the candidates
+  to race, in the order of its priors (``propose``: measurement decides, not the order);
 - Execution: how to fix a plan the Execution Verifier rejected, or give up (``fix``);
 - Learning: whether another iteration is worth it, and the lesson (``reflect``).
 
@@ -15,10 +16,12 @@ answer the same questions; nothing they return reaches the kernel without the ve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from schedcpd.agent.record import Attempt, EpisodeRecord, PlanChoice
+from schedcpd.agent.search import Arm
 
 PROBES = ("runqlat", "top")  # deeper tiers the control plane can run on the target
 
@@ -46,6 +49,10 @@ class Backend(Protocol):
     async def observe(self, rec: EpisodeRecord) -> ObserveDecision: ...
 
     async def plan(self, rec: EpisodeRecord) -> PlanChoice: ...
+
+    async def propose(self, rec: EpisodeRecord, allowed: Sequence[str] = ()) -> list[Arm]:
+        """Candidates for the measured search, best prior first (the search decides)."""
+        ...
 
     async def fix(self, rec: EpisodeRecord, choice: PlanChoice,
                   failed: Attempt) -> PlanChoice | None: ...

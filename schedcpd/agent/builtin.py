@@ -22,10 +22,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from schedcpd.agent import search
 from schedcpd.agent.backend import BackendError, ObserveDecision, Reflection
 from schedcpd.agent.bandit import MIN_SCORE, PRIOR_GAIN, ArmKey, ArmStats, Score, arm_key, rank
 from schedcpd.agent.record import REJECTED, Attempt, EpisodeRecord, PlanChoice
-from schedcpd.agent.rules import Candidate, Library, Params, candidates
+from schedcpd.agent.rules import Candidate, Library, Params, candidates, profile_params
 from schedcpd.agent.shape import Shape
 from schedcpd.analysis.measure import GOAL_OF
 from schedcpd.analysis.profile import ProfileError, WorkloadProfile
@@ -70,10 +71,17 @@ class Evidence:
 KINDRED_GOALS = {"maximise throughput": "minimise makespan"}
 
 
-def serves(metric: str, goals: Sequence[str]) -> bool:
+def serves(metric: str, goals: Sequence[str], wanted: str = "") -> bool:
     """Whether a gain measured on ``metric`` is evidence for a workload with ``goals``: a
-    shorter makespan says nothing about p99 wakeups. Metrics of no known goal count."""
+    shorter makespan says nothing about p99 wakeups. With the episode's own metric
+    (``wanted``), history is compared goal to goal: the same metric, or one of the same
+    known goal. Otherwise metrics of no known goal count."""
     goal = GOAL_OF.get(metric)
+    if wanted:
+        other = GOAL_OF.get(wanted)
+        return metric == wanted or (goal is not None and other is not None and
+                                    KINDRED_GOALS.get(goal, goal)
+                                    == KINDRED_GOALS.get(other, other))
     if not goals or goal is None:
         return True
     return KINDRED_GOALS.get(goal, goal) in {KINDRED_GOALS.get(g, g) for g in goals}
@@ -81,10 +89,10 @@ def serves(metric: str, goals: Sequence[str]) -> bool:
 
 def evidence_from(recs: Sequence[Recommendation], antis: Sequence[Antipattern],
                   runs: Iterable[HistoryRecord], fingerprint: str,
-                  goals: Sequence[str] = ()) -> Evidence:
+                  goals: Sequence[str] = (), metric: str = "") -> Evidence:
     recommended: dict[ArmKey, float] = {}
     for r in recs:
-        if not serves(r.metric, goals):
+        if not serves(r.metric, goals, metric):
             continue
         key = arm_key(r.policy, r.params)
         recommended[key] = max(recommended.get(key, 0.0), r.gain * r.similarity)
@@ -93,7 +101,7 @@ def evidence_from(recs: Sequence[Recommendation], antis: Sequence[Antipattern],
     history: dict[ArmKey, ArmStats] = {}
     for run in runs:
         if (run.profile_fingerprint == fingerprint and run.gain is not None
-                and serves(run.metric, goals)):
+                and serves(run.metric, goals, metric)):
             key = arm_key(run.policy, run.params)
             history[key] = history.get(key, ArmStats()).add(run.gain)
     return Evidence(recommended, excluded, history)
@@ -212,6 +220,36 @@ def explain(profile: WorkloadProfile, library: Library, ev: Evidence) -> Decisio
     return Decision(Plan(arm.policy, dict(arm.params), rationale), rules.verdict, ranking)
 
 
+EXCLUDED_PENALTY = 1.0  # an arm that failed or regressed on similar work races last
+
+
+def search_arms(profile: WorkloadProfile, library: Library, ev: Evidence,
+                allowed: Sequence[str] = ()) -> list[search.Arm]:
+    """Every candidate worth measuring, best prior first: the rules' and the repository's
+    arms ranked by the bandit, then each other library policy at its defaults (strings
+    set from what the profile names), explored. Nothing is vetoed here: what failed or
+    regressed on similar work goes last, and "no rule matches" only means every prior is
+    the same. ``allowed`` (when given) limits the policies."""
+    shape = Shape.of(profile)
+    rules = candidates(shape, library)
+    arms = _arms(rules.candidates, library, dataclasses.replace(ev, excluded={}))
+    ranking = rank({k: a.prior_gain for k, a in arms.items()}, ev.history)
+    out: list[search.Arm] = []
+    for sc in ranking:
+        a = arms[sc.key]
+        out.append(search.Arm(a.policy, a.params, sc.value, a.reason))
+    have = {a.policy for a in out}  # a policy the rules configured is not explored again
+    for name in sorted(set(library) - have):
+        out.append(search.Arm(name, profile_params(shape, library, name), 0.0,
+                              f"no rule names {name} for this shape: measured to find out"))
+    out = [dataclasses.replace(a, prior=a.prior - EXCLUDED_PENALTY,
+                               reason=f"{a.reason} (last: {ev.excluded[a.key()]})")
+           if a.key() in ev.excluded else a for a in out]
+    if allowed:
+        out = [a for a in out if a.policy in allowed]
+    return sorted(out, key=lambda a: -a.prior)
+
+
 def decide(profile: WorkloadProfile, library: Library, ev: Evidence) -> Plan | None:
     """The plan for this profile, or None to keep the default scheduler."""
     return explain(profile, library, ev).plan
@@ -236,11 +274,11 @@ class BuiltinPlanner:
         return await self._repository.get()
 
     async def evidence(self, repo: Repository, profile: WorkloadProfile,
-                       library: Library) -> Evidence:
+                       library: Library, metric: str = "") -> Evidence:
         recs = await repo.best_for(profile, k=20)
         antis = await repo.antipatterns(profile)
         return evidence_from(recs, antis, await self.runs_here(repo, profile.fingerprint),
-                             profile.fingerprint, profile.goals)
+                             profile.fingerprint, profile.goals, metric)
 
     @staticmethod
     async def runs_here(repo: Repository, fingerprint: str,
@@ -323,6 +361,15 @@ class BuiltinBackend:
             return PlanChoice("keep", rationale=decision.verdict)
         p = decision.plan
         return PlanChoice("configure", p.policy, dict(p.params), None, p.rationale)
+
+    async def propose(self, rec: EpisodeRecord, allowed: Sequence[str] = ()
+                      ) -> list[search.Arm]:
+        """The candidates to race, best prior first (see ``search_arms``)."""
+        prof = profile_of(rec)
+        repo, library = await self._library()
+        ev = await self.planner.evidence(repo, prof, library, rec.goal)
+        refused = _rejected(rec)  # by the verifier in this very episode: not again
+        return [a for a in search_arms(prof, library, ev, allowed) if a.key() not in refused]
 
     async def fix(self, rec: EpisodeRecord, choice: PlanChoice,
                   failed: Attempt) -> PlanChoice | None:

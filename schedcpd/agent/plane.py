@@ -7,10 +7,13 @@ apply to the agent exactly as to a person.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from schedcpd.agent.record import Attempt, EpisodeRecord, Iteration, PlanChoice
+from schedcpd.agent.search import Arm, RaceResult, RaceSettings
+from schedcpd.bpf.policy import Tunable
 
 DeployState = Literal["deployed", "recommended", "rejected", "expired", "failed"]
 
@@ -39,6 +42,18 @@ class ControlPlane(Protocol):
     async def measure(self, rec: EpisodeRecord, runs: int) -> list[float]:
         """The workload's metric over ``runs`` runs under what the target runs now."""
         ...
+
+    async def race(self, rec: EpisodeRecord, baseline: Arm | None, arms: Sequence[Arm],
+                   settings: RaceSettings) -> RaceResult:
+        """Race ``arms`` against ``baseline`` (None: the default scheduler) on the
+        episode's workload and goal, in a lab guest: never on the deployment target."""
+        ...
+
+    async def end_race(self) -> None:
+        """Power off the episode's race guest, if one was booted."""
+        ...
+
+    async def tunables(self, policy: str) -> Sequence[Tunable]: ...
 
     async def verify(self, rec: EpisodeRecord, choice: PlanChoice) -> Verification: ...
 

@@ -97,6 +97,10 @@ class Iteration:
     lesson: str = ""
     seconds: float = 0.0  # control-plane time: planning, verification, deployment
     workload_s: float = 0.0  # time spent running the workload for feedback
+    race: dict[str, Any] = field(default_factory=dict)  # the race that chose the plan
+    # The winner's gain over the kernel's default, its races' ratios chained: each race
+    # measured it against the one deployed before (None: not chosen by a race).
+    race_gain: float | None = None
 
 
 @dataclass
@@ -120,6 +124,8 @@ class EpisodeRecord:
     target: str  # the request's words: what to optimize
     backend: str
     goal: str = ""  # the metric the episode optimizes ("makespan_s", ...), "" if none
+    # The whole goal (agent.goal.Goal.to_dict()): metric, direction, guards, who said so.
+    goal_spec: dict[str, Any] = field(default_factory=dict)
     workload: str = ""  # a named lab workload or a shell command; "" for a running one
     profile: dict[str, Any] = field(default_factory=dict)
     probes: dict[str, Any] = field(default_factory=dict)  # deeper tiers, by kind
@@ -129,12 +135,23 @@ class EpisodeRecord:
     stop_reason: str = ""
     # The tools an LLM backend called through the registry: {tool, arguments, result}.
     tool_calls: list[dict[str, str]] = field(default_factory=list)
+    races: list[dict[str, Any]] = field(default_factory=list)  # every race, in order
+    lab_runs: int = 0  # workload runs spent racing in the lab
+    lab_s: float = 0.0  # and the lab seconds they took (verification included)
 
     def best(self) -> Iteration | None:
-        """The iteration with the largest significant gain, if any improved."""
+        """The iteration with the largest significant gain, if any improved.
+
+        In a measured search each deployment won a race against the one before it (the
+        first against the default), so the latest deployment that the target did not
+        measure worse is the best; its few sequential runs on the target showing no
+        significant change do not throw the race's interleaved evidence away."""
+        raced = [it for it in self.iterations if it.deployed and it.race_gain is not None
+                 and it.outcome in (IMPROVED, NO_GAIN)]
+        if raced:
+            return raced[-1]
         good = [it for it in self.iterations if it.outcome == IMPROVED and it.feedback]
-        return max(good, key=lambda it: it.feedback.gain if it.feedback else 0.0,
-                   default=None)
+        return max(good, key=_gain, default=None)
 
     def tried(self) -> list[tuple[str, dict[str, Any]]]:
         return [(it.plan.policy, dict(it.plan.params)) for it in self.iterations
@@ -151,7 +168,15 @@ class EpisodeRecord:
         return {"id": self.id, "backend": self.backend, "goal": self.goal,
                 "iterations": len(self.iterations), "stop_reason": self.stop_reason,
                 "best_policy": best.deployed if best else "",
-                "best_gain": round(best.feedback.gain, 4) if best and best.feedback else None,
+                "best_gain": round(_gain(best), 4) if best else None,
+                "goal_spec": self.goal_spec, "lab_runs": self.lab_runs,
+                "lab_s": round(self.lab_s, 1),
                 "wall_s": round(self.usage.wall_s, 2), "llm_calls": self.usage.llm_calls,
                 "tokens": self.usage.tokens, "cost": round(self.usage.cost, 6),
                 "outcomes": [it.outcome for it in self.iterations]}
+
+
+def _gain(it: Iteration) -> float:
+    if it.outcome == IMPROVED and it.feedback is not None:
+        return it.feedback.gain
+    return it.race_gain if it.race_gain is not None else 0.0

@@ -46,6 +46,13 @@ def _params(library: Library, policy: str, wanted: Mapping[str, object]) -> Para
     return out
 
 
+def profile_params(s: Shape, library: Library, policy: str) -> Params:
+    """The settings a policy takes from what the profile names (a long job's comm), the
+    rest at their defaults: how a policy no rule chose is explored."""
+    comm = s.long_comm()
+    return _params(library, policy, {"long_comms": comm} if comm else {})
+
+
 def _long_tail(s: Shape) -> list[Rule]:
     comm = s.long_comm()
     why = (f"one CPU-bound process ({comm!r}) runs on while short ones come and go"

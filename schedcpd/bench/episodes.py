@@ -62,10 +62,15 @@ def first_choice(record: dict[str, Any]) -> Choice:
 
 
 def final_choice(record: dict[str, Any]) -> Choice:
-    """The iteration with the largest significant gain (what the episode leaves deployed:
-    agent.loop's ``_settle``), or EEVDF when no iteration improved."""
-    good = [it for it in record.get("iterations") or []
-            if it.get("outcome") == "improved" and it.get("feedback") and it.get("deployed")]
+    """What the episode leaves deployed (agent.record's ``best``, agent.loop's ``_settle``):
+    in a measured search the latest race winner the target did not measure worse, else
+    the iteration with the largest significant gain, or EEVDF when none."""
+    its = [it for it in record.get("iterations") or [] if it.get("deployed")]
+    raced = [it for it in its if it.get("race_gain") is not None
+             and it.get("outcome") in ("improved", "no_gain")]
+    if raced:
+        return Choice(str(raced[-1]["deployed"]), dict(raced[-1].get("params") or {}))
+    good = [it for it in its if it.get("outcome") == "improved" and it.get("feedback")]
     if not good:
         return Choice(EEVDF)
     best = min(good, key=lambda it: _gain_order(it["feedback"]))

@@ -9,10 +9,13 @@ the repository's history, where promotion, retirement and antipatterns come from
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from schedcpd.agent.goal import Goal, GoalError, declared
 from schedcpd.agent.plane import DeployOutcome, DeployState, Verification
 from schedcpd.agent.record import (
     IMPROVED,
@@ -23,9 +26,12 @@ from schedcpd.agent.record import (
     Iteration,
     PlanChoice,
 )
-from schedcpd.analysis.measure import Measured, fresh_dir, measured, samples
+from schedcpd.agent.search import Arm, RaceResult, RaceSettings, race
+from schedcpd.analysis.measure import Measured, MeasureError, fresh_dir, measured, samples
 from schedcpd.analysis.on_target import probe_target, profile_run, profile_target
 from schedcpd.analysis.profile import ProfileError, WorkloadProfile
+from schedcpd.bpf.policy import Tunable
+from schedcpd.daemon.racing import GuestRace
 from schedcpd.daemon.submissions import keep_source, mark_verified, source_path
 from schedcpd.deploy.deployer import DeployError, DeployRequest
 from schedcpd.errors import RequestError
@@ -46,21 +52,46 @@ class DaemonPlane:
         self.caller = caller
         self._measured: Measured | None = None
         self._proposals: dict[int, Proposal] = {}  # iteration -> what it deployed
+        self._race: GuestRace | None = None
 
     def proposal_ids(self) -> set[str]:
         return {p.id for p in self._proposals.values()}
 
     # --- observing and measuring ---
-    def measured(self, rec: EpisodeRecord) -> Measured:
-        if self._measured is None:
-            self._measured = measured(rec.workload, str(self.ep.options.get("metric") or ""))
-            rec.goal = self._measured.metric
+    def measured(self, rec: EpisodeRecord, goal: Goal | None = None) -> Measured:
+        """What the episode measures, by the request's goal (or ``goal``, the one the
+        workload declared); the record carries the goal from here on."""
+        if self._measured is None or goal is not None:
+            opts = self.ep.options
+            try:
+                m = measured(rec.workload, goal.metric if goal else str(opts.get("metric") or ""))
+                goal = goal or Goal.of_request(opts, m.metric) or Goal.inferred(m.metric)
+            except GoalError as exc:
+                raise MeasureError(f"goal: {exc}") from None
+            if goal.source == "inferred" and m.workload in _named():
+                goal = Goal(m.metric, m.lower_is_better, (), "workload")
+            self._measured = dataclasses.replace(m, lower_is_better=goal.lower_is_better)
+            rec.goal, rec.goal_spec = goal.metric, goal.to_dict()
         return self._measured
+
+    async def _declared(self, rec: EpisodeRecord) -> None:
+        """A command that says nothing of its goal in the request may declare it in its
+        output (SCHEDCP_GOAL): one run on the target reads it."""
+        m = self.measured(rec)
+        opts = self.ep.options
+        if m.workload in _named() or opts.get("metric") or opts.get("goal") \
+                or opts.get("guards"):
+            return
+        r = await self.d.target.run(fresh_dir(m.command), timeout_s=m.timeout_s)
+        if r.exit_status == 0 and (goal := declared(r.stdout)) is not None:
+            self.measured(rec, goal)
+            self.progress(rec, "goal", {"goal": goal.text()})
 
     async def observe(self, rec: EpisodeRecord) -> dict[str, Any]:
         goals = tuple(str(g) for g in self.ep.options.get("goals") or ())
         seconds = self.d.cfg.agent.observe_s
         if rec.workload:
+            await self._declared(rec)
             m = self.measured(rec)
             prof = await profile_run(self.d.target, fresh_dir(m.command), seconds,
                                      goals or (m.goal,), m.timeout_s, m.marks_start)
@@ -78,6 +109,51 @@ class DaemonPlane:
 
     async def measure(self, rec: EpisodeRecord, runs: int) -> list[float]:
         return await samples(self.d.target, self.measured(rec), runs)
+
+    # --- racing in the lab ---
+    async def race(self, rec: EpisodeRecord, baseline: Arm | None, arms: Sequence[Arm],
+                   settings: RaceSettings) -> RaceResult:
+        if self._race is None:
+            self._race = GuestRace(self.d.race_verifier, self.measured(rec))
+        goal = Goal.from_dict(rec.goal_spec)
+        result = await race(self._race, baseline, arms, goal, settings,
+                            lambda step, detail: self.progress(rec, step, detail))
+        if baseline is None:
+            await self._record_race(rec, result)
+        return result
+
+    async def _record_race(self, rec: EpisodeRecord, result: RaceResult) -> None:
+        """Each candidate judged against the default goes into the repository's history,
+        by goal: the next episode on similar work orders its candidates by it."""
+        try:
+            repo = await self.d.repository.get()
+            prof = WorkloadProfile.from_dict(rec.profile)
+            cpus = prof.characteristics.get("ncpu")
+            host = Host(self.d.target.kernel, int(cpus) if isinstance(cpus, int | float) else 1)
+            for ln in result.lanes:
+                j = ln.judgement
+                if ln.arm is None or j is None or ln.dropped.startswith("refused"):
+                    continue
+                p = j.primary
+                m = Measurement(p.metric, p.lower_is_better, p.baseline_median,
+                                p.candidate_median, p.ci_low, p.ci_high,
+                                min(p.n_baseline, p.n_candidate))
+                await repo.record_run(ln.arm.policy, dict(ln.arm.params), prof, m, host=host,
+                                      note=f"episode {rec.id}, race in the lab")
+        except (RepositoryError, ProfileError, OSError) as exc:
+            log.warning("episode %s: could not record the race: %s", rec.id, exc)
+
+    async def end_race(self) -> None:
+        if self._race is not None:
+            await self._race.close()
+
+    async def tunables(self, policy: str) -> Sequence[Tunable]:
+        from schedcpd.bpf.policy import PolicyError, find_policy
+
+        try:
+            return find_policy(policy).tunables
+        except PolicyError:
+            return ()
 
     # --- verifying ---
     async def verify(self, rec: EpisodeRecord, choice: PlanChoice) -> Verification:
@@ -222,3 +298,9 @@ class DaemonPlane:
     def progress(self, rec: EpisodeRecord, step: str, detail: dict[str, Any]) -> None:
         log.info("episode %s: %s %s", rec.id, step, detail)
         self.d.emit("EpisodeProgress", {"episode": rec.id, "step": step, **detail})
+
+
+def _named() -> frozenset[str]:
+    from schedcpd.lab.workloads import WORKLOADS
+
+    return frozenset(WORKLOADS)

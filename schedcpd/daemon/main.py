@@ -78,7 +78,8 @@ class Running:
         repository = LazyRepository.on_store(self.store)
         self.daemon = Daemon(cfg, records, target, deployer,
                              LabVerifier(records, cfg.verifier.dynamic), repository,
-                             learner=Learner(repository))
+                             learner=Learner(repository),
+                             race_verifier=LabVerifier(records, "quick"))
         services = Services(self.daemon, open_repository=repository.get)
         self.daemon.backend = make_backend(cfg, repository, services)
         await self.daemon.start()

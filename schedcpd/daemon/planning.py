@@ -19,4 +19,4 @@ def make_backend(cfg: DaemonConfig, repository: LazyRepository, services: Servic
         return BuiltinBackend(repository)
     from schedcpd.agent.llm.backend import LLMBackend
 
-    return LLMBackend.from_config(cfg.agent, services)
+    return LLMBackend.from_config(cfg.agent, services, BuiltinBackend(repository))

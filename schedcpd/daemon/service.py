@@ -132,7 +132,8 @@ STATE_MAX_AGE_S = 1.0
 class Daemon:
     def __init__(self, cfg: DaemonConfig, records: DaemonRecords, target: Target,
                  deployer: Deployer, verifier: Verifier, repository: LazyRepository,
-                 backend: Backend | None = None, learner: Learner | None = None) -> None:
+                 backend: Backend | None = None, learner: Learner | None = None,
+                 race_verifier: Verifier | None = None) -> None:
         from schedcpd.agent.builtin import BuiltinBackend
 
         self.cfg = cfg
@@ -141,6 +142,9 @@ class Daemon:
         self.target = target
         self.deployer = deployer
         self.verifier = verifier
+        # Candidates racing in the lab are verified at quick depth; the winner at the
+        # daemon's own depth before it is deployed.
+        self.race_verifier = race_verifier or verifier
         self.repository = repository
         # The LLM backends need the tool registry, which needs this daemon: the process
         # that starts the daemon sets them (schedcpd.daemon.main).
@@ -386,7 +390,9 @@ class Daemon:
             rec.profile = {"description": ep.target, "characteristics": {}}
         ep.record = rec
         one_shot = first is not None and not workload
-        settings = a.loop_settings(max_iterations=1 if one_shot else None)
+        settings = a.loop_settings(max_iterations=1 if one_shot else None,
+                                   budget=ep.options.get("budget"),
+                                   candidates=tuple(ep.options.get("candidates") or ()))
         plane = DaemonPlane(self, ep, caller)
         agent = Agent(self.backend, plane, settings, Meter(a.budget(), rec.usage))
         await agent.run(rec, first)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from schedcpd.agent.bandit import ArmStats, arm_key, stats_from
-from schedcpd.agent.builtin import Evidence, decide, explain, serves
+from schedcpd.agent.builtin import Evidence, decide, explain, search_arms, serves
+from schedcpd.agent.rules import profile_params
 from schedcpd.agent.shape import Shape
 from schedcpd.analysis.profile import WorkloadProfile
 from tests.agent import profiles as P
@@ -176,3 +177,41 @@ def test_evidence_serves_the_goals_it_was_measured_for() -> None:
     assert serves("p99_wakeup_us", ("energy", "p99 wakeup latency"))
     assert serves("frames_per_s", ("p99 wakeup latency",))  # no known goal: it counts
     assert serves("makespan_s", ())  # no goal stated: everything counts
+
+
+# --- the candidates of the measured search: priors order them, nothing is vetoed ----------
+
+def test_the_search_races_every_library_policy_even_where_rules_keep_the_default() -> None:
+    for prof in (P.idle(), P.single_task(), P.fair_pair()):
+        arms = search_arms(prof, LIB, NONE)
+        assert sorted(a.policy for a in arms) == sorted(LIB), prof.description
+        assert all("measured to find out" in a.reason for a in arms)
+
+
+def test_the_rules_favourites_come_first_with_their_settings() -> None:
+    arms = search_arms(P.long_tail(), LIB, NONE)
+    assert (arms[0].policy, dict(arms[0].params)) == ("ljf", LJF_NAMED)
+    assert arms[1].policy == "batch"
+    assert [a.policy for a in arms].count("ljf") == 1  # not explored again at defaults
+    assert sorted(a.policy for a in arms) == sorted(LIB)
+
+
+def test_an_antipattern_orders_last_instead_of_vetoing() -> None:
+    bad = arm_key("ljf", LJF_NAMED)
+    arms = search_arms(P.long_tail(), LIB, Evidence(excluded={bad: "regressed 1x"}))
+    assert arms[-1].policy == "ljf" and "regressed 1x" in arms[-1].reason
+
+
+def test_explored_policies_get_the_long_job_from_the_profile() -> None:
+    shape = Shape.of(P.long_tail())
+    assert profile_params(shape, LIB, "ljf") == {"long_comms": "longjob"}
+    assert profile_params(shape, LIB, "batch") == {}
+    arms = search_arms(P.long_tail(), LIB, NONE, ("sjf", "batch"))
+    assert {a.policy for a in arms} == {"sjf", "batch"}  # only what was allowed
+
+
+def test_with_the_episode_s_metric_history_is_compared_goal_to_goal() -> None:
+    assert serves("pipe_us", (), "pipe_us")
+    assert not serves("rps", (), "pipe_us")  # an unknown metric counts only for itself
+    assert serves("build_s", (), "makespan_s")  # one known goal: minimise makespan
+    assert not serves("p99_wakeup_us", (), "makespan_s")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from schedcpd.agent.backend import PROBES, BackendError, ObserveDecision, Reflection
@@ -30,6 +31,7 @@ from schedcpd.agent.llm.client import (
 )
 from schedcpd.agent.llm.factory import make_client
 from schedcpd.agent.record import Attempt, EpisodeRecord, PlanChoice
+from schedcpd.agent.search import Arm
 from schedcpd.agent.toolbox import ToolBox
 from schedcpd.bpf.policy import PolicyError
 from schedcpd.config import AgentConfig
@@ -46,21 +48,25 @@ CALL_TIMEOUT_S = 180.0
 
 class LLMBackend:
     def __init__(self, client: ChatClient, toolbox: ToolBox, budget: Budget,
-                 actions: tuple[str, ...]) -> None:
+                 actions: tuple[str, ...], fallback: Any = None) -> None:
         self.client = client
         self.toolbox = toolbox
         self.budget = budget
         self.actions = actions
         self.name = client.backend
+        # The built-in planner's candidates: raced beside the model's, and all that is
+        # raced when the model's answers stay unusable (agent.builtin.BuiltinBackend).
+        self.fallback = fallback
 
     @classmethod
-    def from_config(cls, cfg: AgentConfig, services: Services) -> LLMBackend:
+    def from_config(cls, cfg: AgentConfig, services: Services,
+                    fallback: Any = None) -> LLMBackend:
         try:
             client = make_client(cfg.backend, cfg.model, cfg.url, cfg.api_key_env)
         except ValueError as exc:
             raise BackendError(f"agent.backend {cfg.backend}: {exc}") from None
         return cls(client, ToolBox(services, PLAN_TOOLS), cfg.budget(),
-                   (*cfg.allow, "keep"))
+                   (*cfg.allow, "keep"), fallback)
 
     async def close(self) -> None:
         await self.client.close()
@@ -167,6 +173,25 @@ class LLMBackend:
         if not source:
             raise BackendError(f"the model chose to {choice.action} but wrote no source")
         return dataclasses.replace(choice, source=source)
+
+    async def propose(self, rec: EpisodeRecord, allowed: Sequence[str] = ()) -> list[Arm]:
+        """The model's configuration first, then the built-in planner's candidates: the
+        model orders, the race decides. An answer that stays unusable after its one retry
+        (or a plan the search cannot race: keep, patch, compose) leaves the built-in
+        candidates alone; the record says so."""
+        ours: list[Arm] = []
+        try:
+            choice = await self.plan(rec)
+        except BackendError as exc:
+            rec.tool_calls.append({"tool": "plan", "arguments": "",
+                                   "result": f"fell back to the built-in search: {exc}"[:300]})
+        else:
+            if choice.action == "configure" and (not allowed or choice.policy in allowed):
+                ours.append(Arm(choice.policy, dict(choice.params), 1.0,
+                                f"the model chose it: {choice.rationale[:200]}"))
+        rest = await self.fallback.propose(rec, allowed) if self.fallback else []
+        have = {a.key() for a in ours}
+        return ours + [a for a in rest if a.key() not in have]
 
     async def _source(self, rec: EpisodeRecord, msgs: list[Message], ask: str) -> str:
         """A whole scheduler source as plain text (a code block), or "" if none came."""
