@@ -11,7 +11,7 @@ and the run counts as failed.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from schedcpd.agent.search import Arm, RunFailed
 from schedcpd.analysis.feedback import parse_metrics
@@ -21,11 +21,16 @@ from schedcpd.errors import RequestError
 from schedcpd.lab.job import SchedulerLoad
 from schedcpd.lab.session import GuestPanic, LabSession, SessionError
 
-if TYPE_CHECKING:
-    from schedcpd.daemon.service import Verifier
-
 log = logging.getLogger("schedcpd.agent")
 MAX_FINDING_CHARS = 300
+
+
+class Verifier(Protocol):
+    """The daemon's verifier as the race uses it (daemon.verifying.LabVerifier), declared
+    here so that this module needs nothing of the daemon's service: ``check`` returns a
+    ``Checked`` (``verified``, None when refused; ``stage``; ``findings``; ``seconds``)."""
+
+    async def check(self, policy: str, params: dict[str, Any]) -> Any: ...
 
 
 class GuestRace:
