@@ -267,7 +267,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--verifier", choices=["quick", "full"], default="quick",
                    help="dynamic verification depth (default quick: a shorter mixed run)")
     p.add_argument("--runs", type=int, default=5, help="workload runs before and after")
-    p.add_argument("--timeout", type=float, default=1200.0)
+    p.add_argument("--timeout", type=float, default=2400.0,
+                   help="seconds to follow the episode (a race of the whole library on the "
+                        "longtail workload takes 10-15 min under TCG)")
     p.add_argument("--state-dir", type=Path, help="keep the daemon's state here")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--json", action="store_true", help="print the episode as JSON last")
