@@ -127,9 +127,13 @@ def report(ep: dict[str, Any]) -> str:
                   f"{best['n_candidate']})",
                   f"  gain         {1 - best['ratio']:.1%} (ratio {best['ratio']:.3f}, 95% CI "
                   f"{best['ci_low']:.3f}..{best['ci_high']:.3f})"]
+    for n, race in enumerate(rec.get("races") or [], 1):
+        lines.append(f"  race {n}       against {race.get('baseline')}, {race.get('runs')} runs: "
+                     f"{race.get('verdict', '')}")
     usage = rec.get("usage", {})
     lines.append(f"  spent        {usage.get('wall_s', 0):.0f} s, {usage.get('llm_calls', 0)} "
-                 f"LLM calls, {usage.get('tokens', 0)} tokens")
+                 f"LLM calls, {usage.get('tokens', 0)} tokens, {rec.get('lab_runs', 0)} lab "
+                 f"runs in {rec.get('lab_s', 0):.0f} s")
     return "\n".join(lines)
 
 

@@ -51,6 +51,11 @@ def test_the_report_names_the_best_measured_gain() -> None:
     assert "iteration 2  configure ljf {'long_comms': 'longjob'} -> improved" in text
     assert "before 4.99 s (median of 5), after 3.50 s" in text
     assert "gain         29.9% (ratio 0.701" in text
+    raced = {**ep, "record": {**ep["record"], "lab_runs": 24, "lab_s": 310.0, "races": [
+        {"baseline": "baseline", "runs": 24, "verdict": "ljf beat baseline on makespan_s"}]}}
+    text = demo.report(raced)
+    assert "race 1       against baseline, 24 runs: ljf beat baseline" in text
+    assert "24 lab runs in 310 s" in text
 
 
 def test_the_lab_config_is_what_the_daemon_loads(tmp_path: Path) -> None:
