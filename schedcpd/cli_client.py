@@ -307,9 +307,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--policy", help="deploy this policy instead of letting the agent plan")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="policy parameter (repeatable)")
-    p.add_argument("--workload", help="a lab workload (longtail, latency, build, mixed) to "
-                                       "run on the target: profiled, then measured before "
-                                       "and after each deployment")
+    p.add_argument("--workload", help="a lab workload (longtail, latency, build, mixed, "
+                                       "lt-*, g-*) to run on the target: profiled, raced in "
+                                       "the lab, measured before and after each deployment")
     p.add_argument("--metric", help="with -- CMD: the SCHEDCP_METRIC it prints (default: "
                                      "what its SCHEDCP_GOAL line declares, else its wall "
                                      "time, makespan_s)")
