@@ -32,6 +32,7 @@ from schedcpd.analysis.profile import WorkloadProfile
 from schedcpd.bpf.policy import load_library
 from schedcpd.client import DaemonClient
 from schedcpd.errors import RequestError
+from schedcpd.lab.job import guest_path
 from tests.support.bus import private_bus
 from tests.support.daemon import DaemonProcess, Signals, wait_for
 from tests.support.processes import lab_processes
@@ -67,11 +68,13 @@ WORKLOADS = HERE / "workloads"
 # perf bench sched pipe: 2,000 round trips, ~5 s under EEVDF in the guest, ~0.5 s under
 # the sched_ext policies (EEVDF wakes the partner on the other CPU: an IPI that TCG makes
 # dear); the script declares its goal (pipe_us, lower).
-PIPE = f"sh {WORKLOADS / 'pipe.sh'} 2000"
+# The commands run in the guest, which sees this checkout where the host has it, or under
+# /run/hosttmp when it lies under /tmp (a clone there: the guest has a /tmp of its own).
+PIPE = f"sh {guest_path(WORKLOADS / 'pipe.sh')} 2000"
 # The same, then a sleeper's wake-up p99 beside two CPU hogs: the policies that shorten
 # the round trips lengthen that p99 several times over (measured: EEVDF 4.5-23 ms, batch
 # 54-66 ms, powersave 43-51 ms).
-PIPE_AND_WAKE = f"sh {WORKLOADS / 'pipe_and_wake.sh'} 2000"
+PIPE_AND_WAKE = f"sh {guest_path(WORKLOADS / 'pipe_and_wake.sh')} 2000"
 
 
 def policies_with_test_ones(dst: Path) -> Path:
