@@ -4,15 +4,15 @@ One daemon process (one guest boot) runs the scenarios in order, switching modes
 D-Bus as a user would. First sched-agent with the built-in backend on workloads it
 profiles and measures itself: its candidates race EEVDF in a lab guest of the episode's
 own, the winner is deployed and measured on the target. A long-tail batch gets
-longest-job-first with a measured makespan gain; a latency workload gets a latency policy
-when the race finds it significantly better (and says by how much either way); pipe
-ping-pong, which no rule names, gets winners found by measurement alone, the episode going
-on past its first deployment; a guard that the candidates would break keeps EEVDF. Then
-the daemon's safety rails: a regression rolled back by the breaker, an ejection detected
-and recorded, ask mode with approve and reject. Verification is real (the whole pipeline,
-in its own lab boots) and is paid once per object: the daemon remembers passed objects by
-hash. Candidates are named per scenario (``candidates``): racing the whole library is the
-benchmark's job (benchmarks/agent_generalization.py)."""
+longest-job-first with a measured makespan gain; pipe ping-pong, which no rule names,
+gets winners found by measurement alone, the episode going on past its first deployment;
+a guard that the candidates would break keeps EEVDF. Then the daemon's safety rails: a
+regression rolled back by the breaker, an ejection detected and recorded, ask mode with
+approve and reject. Verification is real (the whole pipeline, in its own lab boots) and
+is paid once per object: the daemon remembers passed objects by hash. Candidates are
+named per scenario (``candidates``): racing the whole library, and the latency suite's
+heavy-tailed p99 (which needs more rounds than a test can pay for), are the benchmarks'
+job (benchmarks/agent_generalization.py, schedcpctl bench)."""
 
 from __future__ import annotations
 
@@ -65,16 +65,16 @@ race_max_runs = 6
 HOGS_S = 60
 HOGS = f"for i in 1 2 3 4; do timeout {HOGS_S} sh -c 'while :; do :; done' & done; wait"
 WORKLOADS = HERE / "workloads"
-# perf bench sched pipe: 2,000 round trips, ~5 s under EEVDF in the guest, ~0.5 s under
+# perf bench sched pipe: 1,000 round trips, ~2.5 s under EEVDF in the guest, ~0.3 s under
 # the sched_ext policies (EEVDF wakes the partner on the other CPU: an IPI that TCG makes
 # dear); the script declares its goal (pipe_us, lower).
 # The commands run in the guest, which sees this checkout where the host has it, or under
 # /run/hosttmp when it lies under /tmp (a clone there: the guest has a /tmp of its own).
-PIPE = f"sh {guest_path(WORKLOADS / 'pipe.sh')} 2000"
+PIPE = f"sh {guest_path(WORKLOADS / 'pipe.sh')} 1000"
 # The same, then a sleeper's wake-up p99 beside two CPU hogs: the policies that shorten
 # the round trips lengthen that p99 several times over (measured: EEVDF 4.5-23 ms, batch
 # 54-66 ms, powersave 43-51 ms).
-PIPE_AND_WAKE = f"sh {guest_path(WORKLOADS / 'pipe_and_wake.sh')} 2000"
+PIPE_AND_WAKE = f"sh {guest_path(WORKLOADS / 'pipe_and_wake.sh')} 1000"
 
 
 def policies_with_test_ones(dst: Path) -> Path:
@@ -197,32 +197,6 @@ async def back_to_eevdf(c: DaemonClient) -> None:
             return
         await c.tool("rollback", reason="the next scenario measures against EEVDF")
     assert not (await c.status())["active_policy"]
-
-
-async def test_builtin_agent_races_a_latency_policy_and_follows_the_race(
-        daemon: DaemonProcess) -> None:
-    """cyclictest's p99 beside CPU hogs: one number per run, heavy-tailed under TCG (seen
-    here: interactive 0.62 of EEVDF with a 95 % interval of 0.36..2.1 after six rounds).
-    The race deploys the latency policy only on a significant win, else keeps EEVDF and
-    says by how much it measured: either way the decision follows its numbers."""
-    c, sig = await connect(daemon)
-    await back_to_eevdf(c)
-    ep = await episode(c, sig, target="wakeup latency beside CPU hogs", workload="latency",
-                       candidates=["interactive"])
-    rec = ep["record"]
-    race = rec["races"][0]
-    assert race["goal"]["metric"] == "p99_wakeup_us", race
-    (lane,) = race["lanes"]
-    assert lane["policy"] == "interactive" and lane["runs"] >= 3, lane
-    if lane["better"]:
-        assert ep["state"] == "deployed", (ep["detail"], rec["stop_reason"])
-        assert lane["ci"][1] < 1.0 and rec["iterations"][0]["plan"]["policy"] == "interactive"
-        assert (await c.status())["active_policy"] == "interactive"
-    else:
-        assert ep["state"] == "no_change", ep
-        assert "interactive" in rec["stop_reason"] and "95% CI" in rec["stop_reason"]
-        assert not (await c.status())["active_policy"]
-    c.close()
 
 
 async def test_no_rule_names_pipe_ping_pong_yet_the_search_wins_and_goes_on(
