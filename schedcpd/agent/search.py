@@ -193,11 +193,11 @@ def prune(goal: Goal, base: Lane, lanes: Sequence[Lane], rnd: int, s: RaceSettin
         j = ln.judgement
         if j is None:
             continue
-        if j.primary.worse:
+        if j.broken:  # named first: a broken guard refuses it whatever the goal says
+            ln.dropped = f"round {rnd}: {j.broken[0]}"
+        elif j.primary.worse:
             ln.dropped = (f"round {rnd}: significantly worse than {base.label} "
                           f"(ratio {j.primary.ratio:.3f})")
-        elif j.broken:
-            ln.dropped = f"round {rnd}: {j.broken[0]}"
     alive = sorted([ln for ln in alive if not ln.dropped and ln.judgement],
                    key=lambda ln: (-ln.gain(), ln.label))
     if len(alive) <= 2 or (rnd - s.min_runs) % 2:

@@ -55,7 +55,7 @@ absolute_floor = 0.3
 [verifier]
 dynamic = "quick"
 [agent]
-feedback_runs = 4
+feedback_runs = 3
 # Tuning the winner's tunables (optuna) is covered by tests/agent/test_search_loop.py and
 # the benchmark; here every later race is only what was not raced yet.
 tune_trials = 0
@@ -65,16 +65,17 @@ race_max_runs = 6
 HOGS_S = 60
 HOGS = f"for i in 1 2 3 4; do timeout {HOGS_S} sh -c 'while :; do :; done' & done; wait"
 WORKLOADS = HERE / "workloads"
-# perf bench sched pipe: 1,000 round trips, ~2.5 s under EEVDF in the guest, ~0.3 s under
-# the sched_ext policies (EEVDF wakes the partner on the other CPU: an IPI that TCG makes
-# dear); the script declares its goal (pipe_us, lower).
+# perf bench sched pipe: 2,000 round trips; ~0.5 s under the sched_ext policies, and under
+# EEVDF either as fast or (most runs seen, not all: 212-298 us per round trip in one guest,
+# 2,100-5,900 in others) ten times slower, when it wakes the partner on the other CPU (an
+# IPI that TCG makes dear). The script declares its goal (pipe_us, lower).
 # The commands run in the guest, which sees this checkout where the host has it, or under
 # /run/hosttmp when it lies under /tmp (a clone there: the guest has a /tmp of its own).
-PIPE = f"sh {guest_path(WORKLOADS / 'pipe.sh')} 1000"
+PIPE = f"sh {guest_path(WORKLOADS / 'pipe.sh')} 2000"
 # The same, then a sleeper's wake-up p99 beside two CPU hogs: the policies that shorten
 # the round trips lengthen that p99 several times over (measured: EEVDF 4.5-23 ms, batch
 # 54-66 ms, powersave 43-51 ms).
-PIPE_AND_WAKE = f"sh {guest_path(WORKLOADS / 'pipe_and_wake.sh')} 1000"
+PIPE_AND_WAKE = f"sh {guest_path(WORKLOADS / 'pipe_and_wake.sh')} 2000"
 
 
 def policies_with_test_ones(dst: Path) -> Path:
@@ -164,7 +165,7 @@ async def test_builtin_agent_gives_a_long_tail_ljf_with_a_measured_makespan_gain
     fb = first["feedback"]
     gain = 1 - fb["ratio"]
     assert fb["better"] and gain >= 0.15, fb
-    assert fb["metric"] == "makespan_s" and fb["n_baseline"] == fb["n_candidate"] == 4
+    assert fb["metric"] == "makespan_s" and fb["n_baseline"] == fb["n_candidate"] == 3
     assert first["outcome"] == "improved" and first["seconds"] > 0
     assert rec["stop_reason"].startswith("converged"), rec["stop_reason"]
     # Every role showed itself on the bus as it worked.
@@ -199,27 +200,40 @@ async def back_to_eevdf(c: DaemonClient) -> None:
     assert not (await c.status())["active_policy"]
 
 
-async def test_no_rule_names_pipe_ping_pong_yet_the_search_wins_and_goes_on(
+async def test_no_rule_names_pipe_ping_pong_and_the_search_follows_its_races(
         daemon: DaemonProcess) -> None:
+    """No rule names ljf or powersave for pipe ping-pong: only measurement can pick them.
+    Where the first race finds ljf better (EEVDF's slow wake-ups, most runs), the episode
+    goes on past that deployment and races powersave against the deployed ljf itself;
+    where EEVDF is fast in that guest, it keeps EEVDF and says by how much it measured.
+    (The control flow itself, both ways, is tests/agent/test_search_loop.py's.)"""
     c, sig = await connect(daemon)
     await back_to_eevdf(c)
     # One new candidate per race: ljf first (the caller's order), powersave after it.
     ep = await episode(c, sig, timeout_s=900, target="pipe ping-pong", workload=PIPE,
                        candidates=["ljf", "powersave"], budget={"arms": 1})
     rec = ep["record"]
-    assert ep["state"] == "deployed", (ep["detail"], rec["stop_reason"], rec["races"])
+    assert ep["state"] in ("deployed", "no_change"), (ep["detail"], rec["stop_reason"])
     # The workload declared its goal, and every race judged by it.
     assert rec["goal"] == "pipe_us" and rec["goal_spec"]["source"] == "workload"
     assert {r["goal"]["metric"] for r in rec["races"]} == {"pipe_us"}
-    # The built-in rules name neither policy for this shape: measurement found them.
     prof = WorkloadProfile.from_dict(rec["profile"])
     named = {c.policy for c in candidates(Shape.of(prof), LIBRARY).candidates}
     assert named.isdisjoint({"ljf", "powersave"}), (named, rec["profile"])
+    first = rec["races"][0]
+    (ljf,) = first["lanes"]
+    assert ljf["policy"] == "ljf" and ljf["runs"] >= 3 and first["baseline_runs"] >= 3, first
     deployed = [it["deployed"] for it in rec["iterations"] if it["deployed"]]
+    if not ljf["better"]:
+        assert deployed == [] and ep["state"] == "no_change", (deployed, first)
+        assert rec["stop_reason"].startswith("keep the current scheduler: measured in the "
+                                             "lab"), rec["stop_reason"]
+        assert not (await c.status())["active_policy"]
+        c.close()
+        return
+    # Past its first deployment: powersave raced the deployed ljf, not EEVDF, and was
+    # deployed exactly when that race found it significantly better; then it stopped.
     assert deployed[0] == "ljf", (deployed, rec["races"])
-    # It went on past its first deployment: powersave raced the deployed ljf, not EEVDF,
-    # and was deployed exactly when that race found it significantly better; then the
-    # episode stopped, nothing left that could beat what runs.
     second = rec["races"][1]
     assert second["baseline"] == "ljf", second
     won = next(ln for ln in second["lanes"] if ln["policy"] == "powersave")["better"]
@@ -242,8 +256,8 @@ async def test_a_guard_the_candidates_would_break_keeps_eevdf(daemon: DaemonProc
     assert ep["state"] == "no_change", (ep["detail"], rec["races"])
     lanes = rec["races"][0]["lanes"]
     assert lanes, rec["races"]
-    for ln in lanes:  # each did shorten the round trips, and was refused by the guard
-        assert ln["ratio"] is not None and ln["ratio"] < 1.0, ln
+    for ln in lanes:  # refused by the guard (whatever its round trips did: EEVDF's vary)
+        assert ln["ratio"] is not None, ln
         assert "guard wake_p99_us" in (ln["dropped"] + " ".join(ln["guards_doubtful"])), ln
     assert not (await c.status())["active_policy"]
     c.close()
