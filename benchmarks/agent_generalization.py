@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from schedcpd.agent.rules import profile_params
 from schedcpd.agent.shape import Shape
 from schedcpd.analysis.profile import WorkloadProfile
-from schedcpd.analysis.stats import compare
+from schedcpd.analysis.stats import compare, median
 from schedcpd.bench.episodes import EEVDF, Choice, EpisodeSettings, final_choice, run_episode
 from schedcpd.bench.measure import interleaved
 from schedcpd.bench.suites import HELD_OUT, get
@@ -76,11 +76,6 @@ def oriented(metric: str, lower: bool, a: list[float], b: list[float]) -> dict[s
             "ci_high": round(c.ci_high, 4)}
 
 
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
-
-
 async def one(workload: str, a: argparse.Namespace) -> dict[str, Any]:
     wl = workloads.get(workload)
     t0 = time.monotonic()
@@ -104,7 +99,7 @@ async def one(workload: str, a: argparse.Namespace) -> dict[str, Any]:
         xs = screen.values.get(label) or []
         if not xs:
             return float("inf")
-        m = _median(xs)
+        m = median(xs)
         return m if wl.lower_is_better else -m
     top = sorted((lb for lb in pool if screen.values.get(lb)), key=med)[:a.top]
     oracle_runs = sum(len(v) for k, v in screen.values.items() if k != EEVDF)
@@ -114,7 +109,7 @@ async def one(workload: str, a: argparse.Namespace) -> dict[str, Any]:
     final = {"agent": agent, **{f"oracle{i}": pool[lb] for i, lb in enumerate(top)}}
     got = await interleaved(workload, final, a.rounds)
     oracle_runs += sum(len(got.values.get(pool[lb].label()) or []) for lb in top)
-    best = min(top, key=lambda lb: (_median(got.values.get(lb) or [float("inf")])
+    best = min(top, key=lambda lb: (median(got.values.get(lb) or [float("inf")])
                                    * (1 if wl.lower_is_better else -1)))
     ours = got.values.get(agent.label()) or []
     out = {"workload": workload, "held_out": workload in HELD_OUT, "metric": wl.metric,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from schedcpd.analysis.feedback import higher_is_better, parse_metrics
+from schedcpd.analysis.feedback import higher_is_better
 from schedcpd.lab.result import CommandResult
 
 MAKESPAN = "makespan_s"
@@ -49,15 +49,12 @@ class Measured:
 
 
 def _metric_parser(metric: str) -> Callable[[str, float], float]:
-    def parse(stdout: str, wall_s: float) -> float:
-        if metric == MAKESPAN:
-            return wall_s
-        found = parse_metrics(stdout)
-        if metric not in found:
-            raise MeasureError(f"the workload printed no 'SCHEDCP_METRIC {metric} <value>' "
-                               f"line: {stdout[-300:]!r}")
-        return found[metric]
-    return parse
+    """Wall time for makespan_s, else the lab workloads' own SCHEDCP_METRIC reader."""
+    from schedcpd.lab.workloads import metric_value
+
+    if metric == MAKESPAN:
+        return lambda stdout, wall_s: wall_s
+    return metric_value(metric)
 
 
 def measured(workload: str, metric: str = "", timeout_s: float = 300.0) -> Measured:
