@@ -5,7 +5,7 @@
 . "$(dirname "$0")/common.sh"
 corpus=$1; period=$2; bursts=$3; jobs=$4
 goal completion_p99_ms lower
-cp "$corpus" corpus.txt
+cp "$corpus" corpus.txt || fail "cannot copy the input"
 split -n "l/$jobs" corpus.txt chunk.
 limit /usr/bin/python3 -I "$HERE/bursty.py" "$period" "$bursts" "$jobs" corpus.txt chunk.* \
   || fail "the burst driver failed"

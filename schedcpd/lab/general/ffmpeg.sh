@@ -4,7 +4,7 @@
 . "$(dirname "$0")/common.sh"
 clip=$1; frames=$2; size=$3
 goal frames_per_s higher
-cp "$clip" in.avi
+cp "$clip" in.avi || fail "cannot copy the input"
 measured
 t0=$(now)
 limit ffmpeg -nostdin -loglevel error -threads 1 -i in.avi -f rawvideo -pix_fmt yuv420p - \

@@ -8,7 +8,7 @@ www=$1; clip=$2; secs=$3; think=$4; port=18081
 goal p99_ms lower
 guard bg_frames_per_s higher 0.10
 lo_up
-cp -r "$www" www && cp "$clip" in.avi
+{ cp -r "$www" www && cp "$clip" in.avi; } || fail "cannot copy the inputs"
 cat >lighttpd.conf <<CONF
 server.document-root = "$PWD/www"
 server.bind = "127.0.0.1"

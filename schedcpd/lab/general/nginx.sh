@@ -6,7 +6,7 @@ www=$1; dur=$2; conns=$3; port=18080
 goal p99_ms lower
 guard requests_per_s higher 0.05
 lo_up
-cp -r "$www" www && mkdir -p tmp
+{ cp -r "$www" www && mkdir -p tmp; } || fail "cannot copy the inputs"
 cat >nginx.conf <<CONF
 worker_processes 2;
 daemon off;

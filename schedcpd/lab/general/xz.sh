@@ -4,7 +4,7 @@
 . "$(dirname "$0")/common.sh"
 in=$1
 goal mb_per_s higher
-cp "$in" in.txt
+cp "$in" in.txt || fail "cannot copy the input"
 size=$(wc -c <in.txt)
 measured
 t0=$(now)
