@@ -24,6 +24,7 @@ sees the host's root read-only, so the command refers to them by host path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -391,35 +392,30 @@ WORKLOADS: dict[str, Workload] = {
 }
 
 
-def _tools_script(w: longtail_tools.ToolWorkload) -> Callable[[], str]:
+def _prepared(name: str, command: Callable[[], str],
+              errors: tuple[type[Exception], ...]) -> Callable[[], str]:
+    """``command`` with its preparation errors as this workload's WorkloadError."""
     def script() -> str:
         try:
-            return longtail_tools.command(w)
-        except (longtail_tools.ToolsError, OSError) as exc:
-            raise WorkloadError(f"{w.name}: {exc}") from None
+            return command()
+        except errors as exc:
+            raise WorkloadError(f"{name}: {exc}") from None
     return script
 
 
 WORKLOADS.update({
     w.name: Workload(w.name, f"{w.description} (long job's comm {w.long_comm})", "makespan_s",
-                     "s", True, longtail_tools.TIMEOUT_S, _tools_script(w),
+                     "s", True, longtail_tools.TIMEOUT_S,
+                     _prepared(w.name, functools.partial(longtail_tools.command, w),
+                               (longtail_tools.ToolsError, OSError)),
                      _summary_value("makespan_s"), marks_start=True)
     for w in longtail_tools.SUITE
 })
-
-
-def _general_script(w: general_tools.GeneralWorkload) -> Callable[[], str]:
-    def script() -> str:
-        try:
-            return general_tools.command(w)
-        except (general_tools.GeneralError, OSError) as exc:
-            raise WorkloadError(f"{w.name}: {exc}") from None
-    return script
-
-
 WORKLOADS.update({
     w.name: Workload(w.name, w.description, w.metric, w.unit, w.lower_is_better, w.timeout_s,
-                     _general_script(w), metric_value(w.metric), marks_start=True)
+                     _prepared(w.name, functools.partial(general_tools.command, w),
+                               (general_tools.GeneralError, OSError)),
+                     metric_value(w.metric), marks_start=True)
     for w in general_tools.SUITE
 })
 
